@@ -1,0 +1,1 @@
+"""fastText review-rating inference worker (Falcon 4 on bjoern)."""

@@ -1,0 +1,116 @@
+"""Run the app on bjoern, one single-threaded process, with a graceful drain.
+
+bjoern has no shutdown of its own that suits a worker behind nginx: SIGTERM
+kills it at once (requests in flight are lost) and SIGINT stops accepting but
+then waits forever for the idle keep-alive connections nginx holds open.
+So the worker handles SIGTERM/SIGINT itself:
+
+1. stop accepting: the listening socket is closed (replaced by /dev/null on
+   the same descriptor, so bjoern's event loop keeps a valid fd and simply
+   never sees it readable again); connect() to it is now refused, and nginx
+   moves to another worker;
+2. answer every request that still arrives on an open connection, adding
+   `Connection: close` so nginx drops that connection instead of reusing it,
+   and report 503 on /readyz;
+3. exit once no request has arrived for DRAIN_QUIET seconds, or after
+   SHUTDOWN_TIMEOUT seconds at the latest.
+
+Python signal handlers run in bjoern's loop between requests (bjoern checks
+for signals every 0.1 s), so a handler never cuts a request in half.
+"""
+
+import logging
+import os
+import signal
+import sys
+import time
+
+import bjoern
+
+from .classifier import ModelError
+from .config import Settings
+from .wsgi import get_app
+
+log = logging.getLogger("worker")
+
+
+class Lifecycle:
+    """What the worker's drain needs to know; /readyz reads `draining`."""
+
+    def __init__(self, shutdown_timeout: float, drain_quiet: float):
+        self.shutdown_timeout = shutdown_timeout
+        self.drain_quiet = drain_quiet
+        self.draining = False
+        self.last_request = time.monotonic()
+        self.deadline = None
+        self.listen_fd = None
+
+    def wrap(self, app):
+        """The WSGI callable bjoern runs: notes each request, closes connections while draining."""
+
+        def worker_app(environ, start_response):
+            self.last_request = time.monotonic()
+            if self.draining:
+                def closing_start_response(status, headers, exc_info=None):
+                    return start_response(status, [*headers, ("Connection", "close")], exc_info)
+
+                return app(environ, closing_start_response)
+            return app(environ, start_response)
+
+        return worker_app
+
+    def begin_drain(self, signum, frame):
+        if self.draining:
+            return
+        self.draining = True
+        self.deadline = time.monotonic() + self.shutdown_timeout
+        log.info("signal %s: draining (at most %.1fs)", signal.Signals(signum).name, self.shutdown_timeout)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, self.listen_fd)
+        os.close(devnull)
+        signal.signal(signal.SIGALRM, self._tick)
+        signal.siginterrupt(signal.SIGALRM, False)
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+
+    def _tick(self, signum, frame):
+        now = time.monotonic()
+        if now - self.last_request >= self.drain_quiet:
+            self._exit(f"drained: no request for {self.drain_quiet}s")
+        elif now >= self.deadline:
+            self._exit(f"shutdown timeout of {self.shutdown_timeout}s reached")
+
+    def _exit(self, why: str):
+        log.info("exiting, %s", why)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # bjoern's loop cannot be left from Python; nothing is in flight now.
+        os._exit(0)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker[{os.getpid()}] %(message)s")
+    settings = Settings.from_env()
+    lifecycle = Lifecycle(settings.shutdown_timeout, settings.drain_quiet)
+    try:
+        app = get_app(settings, lifecycle)
+    except ModelError as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(2) from None
+    where = settings.host if settings.host.startswith("unix:") else f"{settings.host}:{settings.port}"
+    if settings.host.startswith("unix:") and os.path.exists(settings.host[5:]):
+        os.unlink(settings.host[5:])  # a stale socket from a worker that was killed
+    try:
+        sock = bjoern.listen(lifecycle.wrap(app), settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", where, exc.strerror)
+        raise SystemExit(2) from None
+    lifecycle.listen_fd = sock.fileno()
+    signal.signal(signal.SIGTERM, lifecycle.begin_drain)
+    signal.signal(signal.SIGINT, lifecycle.begin_drain)
+    log.info("serving %s on %s", settings.model_path.name, where)
+    bjoern.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The Falcon application: `create_app()` builds it, `get_app()` builds it from the environment."""
+
+import falcon
+
+from . import resources
+from .classifier import Classifier
+from .config import Limits, Settings
+from .media import JSON_HANDLER, StrictFormHandler, json_error_serializer
+
+
+def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None) -> falcon.App:
+    app = falcon.App()
+    # Only the body types the API speaks: anything else is a 415 from Falcon.
+    app.req_options.media_handlers = falcon.media.Handlers(
+        {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: StrictFormHandler()}
+    )
+    app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
+    app.set_error_serializer(json_error_serializer)
+
+    app.add_route("/inferreview", resources.InferReview(classifier, limits))
+    app.add_route("/v1/predict", resources.Predict(classifier, limits))
+    app.add_route("/v1/model", resources.ModelInfo(classifier))
+    app.add_route("/healthz", resources.Health())
+    app.add_route("/readyz", resources.Ready(classifier, lifecycle))
+    return app
+
+
+def get_app(settings: Settings | None = None, lifecycle=None) -> falcon.App:
+    settings = settings or Settings.from_env()
+    classifier = Classifier.load(settings.model_path, settings.manifest_path)
+    return create_app(classifier, settings.limits, lifecycle)
