@@ -1,60 +1,13 @@
-"""The fastText model, loaded once, with what the service needs to know about it.
+"""The fastText model, loaded once, with what the service needs to know about it."""
 
-A model arrives with a manifest (``models/<name>.json``) that states its
-sha256, the preprocessing it was trained on and how its labels read; the
-manifest is what makes "serve what the model was trained on" a property of the
-model rather than of the code.
-"""
-
-import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from fasttext.FastText import _FastText
 
+from .manifest import Manifest, ModelError, sha256_of
 from .normalize import PREPROCESSORS
 
 LABEL_PREFIX = "__label__"
-
-
-class ModelError(Exception):
-    """The model cannot be served: missing, corrupt, or its manifest is wrong."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    sha256: str | None = None
-    preprocessing: str = "none"
-    label_format: str = "{}"
-
-    @classmethod
-    def read(cls, path: Path) -> "Manifest":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ModelError(f"cannot read model manifest {path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from None
-        manifest = cls(
-            sha256=data.get("sha256"),
-            preprocessing=data.get("preprocessing", cls.preprocessing),
-            label_format=data.get("label_format", cls.label_format),
-        )
-        if manifest.preprocessing not in PREPROCESSORS:
-            raise ModelError(
-                f"model manifest {path} names unknown preprocessing "
-                f"{manifest.preprocessing!r}; known: {', '.join(PREPROCESSORS)}"
-            )
-        return manifest
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Classifier:

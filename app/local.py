@@ -1,0 +1,195 @@
+"""The whole topology without Docker: N bjoern workers and nginx on :9000 under supervisord.
+
+    python -m app.local up [--workers N]   # start in the background, return once ready
+    python -m app.local down               # stop everything
+    python -m app.local status
+
+`make local-up` / `make local-down` call this. Runtime files (generated
+configs, sockets, pid files, logs) go to `run/` (RUN_DIR). Workers listen on
+127.0.0.1:8001, 8002, ... (WORKER_BASE_PORT); the settings in app/config.py
+(MODEL_PATH, MAX_BODY_BYTES, ...) pass through the environment to them.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .config import PROJECT_ROOT, Settings
+
+NGINX_PORT = 9000  # fixed in nginx/nginx.conf
+READY_TIMEOUT = 60.0
+
+
+def _run_dir() -> Path:
+    return Path(os.environ.get("RUN_DIR") or PROJECT_ROOT / "run").resolve()
+
+
+def _nginx() -> str:
+    found = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(found).exists():
+        raise SystemExit("nginx not found: install it (Debian: apt-get install nginx-light) or set NGINX=")
+    return found
+
+
+def _supervisor(*args: str) -> list[str]:
+    return [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(_run_dir() / "supervisord.conf"), *args]
+
+
+def _supervisord_pid() -> int | None:
+    try:
+        pid = int((_run_dir() / "supervisord.pid").read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+def _supervisord_conf(run: Path, workers: int, base_port: int, nginx: str, shutdown_timeout: float) -> str:
+    nginx_dir = run / "nginx"
+    return f"""\
+[supervisord]
+logfile={run}/logs/supervisord.log
+pidfile={run}/supervisord.pid
+directory={PROJECT_ROOT}
+childlogdir={run}/logs
+
+[unix_http_server]
+file={run}/supervisor.sock
+
+[supervisorctl]
+serverurl=unix://{run}/supervisor.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:worker]
+command={sys.executable} -m app
+process_name=worker-%(process_num)d
+numprocs={workers}
+numprocs_start={base_port}
+environment=HOST="127.0.0.1",PORT="%(process_num)d"
+autorestart=true
+startsecs=1
+stopsignal=TERM
+stopwaitsecs={int(shutdown_timeout) + 5}
+redirect_stderr=true
+stdout_logfile={run}/logs/worker-%(process_num)d.log
+
+[program:nginx]
+command={nginx} -p {nginx_dir}/ -c {nginx_dir}/nginx.conf -e stderr -g "daemon off;"
+autorestart=true
+startsecs=1
+stopsignal=QUIT
+redirect_stderr=true
+stdout_logfile={run}/logs/nginx.log
+"""
+
+
+def up(workers: int) -> int:
+    run = _run_dir()
+    if _supervisord_pid():
+        print(f"already up (supervisord pid {_supervisord_pid()}); `make local-down` first", file=sys.stderr)
+        return 1
+    settings = Settings.from_env()
+    if not settings.model_path.is_file():
+        print(f"model {settings.model_path} is missing: run `make model`", file=sys.stderr)
+        return 1
+    base_port = int(os.environ.get("WORKER_BASE_PORT", "8001"))
+    nginx = _nginx()
+
+    nginx_dir = run / "nginx"
+    (nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    (run / "logs").mkdir(exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "nginx" / "nginx.conf", nginx_dir / "nginx.conf")
+    addresses = [f"127.0.0.1:{base_port + i}" for i in range(workers)]
+    upstream = subprocess.run(
+        [str(PROJECT_ROOT / "nginx" / "render-upstream.sh"), *addresses],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    (nginx_dir / "upstream.conf").write_text(upstream)
+    check = subprocess.run(
+        [nginx, "-t", "-q", "-p", f"{nginx_dir}/", "-c", str(nginx_dir / "nginx.conf"), "-e", "stderr"],
+        capture_output=True, text=True,
+    )
+    if check.returncode:
+        print(f"nginx rejects the config:\n{check.stderr}", file=sys.stderr)
+        return 1
+    conf = run / "supervisord.conf"
+    conf.write_text(_supervisord_conf(run, workers, base_port, nginx, settings.shutdown_timeout))
+    subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], check=True)
+
+    urls = [f"http://{a}/readyz" for a in addresses] + [f"http://127.0.0.1:{NGINX_PORT}/readyz"]
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not all(_ready(u) for u in urls):
+        if time.monotonic() > deadline:
+            print(f"not ready after {READY_TIMEOUT:.0f}s; logs in {run}/logs. Status:", file=sys.stderr)
+            subprocess.run(_supervisor("status"))
+            for log in sorted((run / "logs").glob("*.log")):
+                print(f"--- {log.name} (tail)", file=sys.stderr)
+                print("\n".join(log.read_text(errors="replace").splitlines()[-10:]), file=sys.stderr)
+            down()
+            return 1
+        time.sleep(0.2)
+    print(f"up: {workers} workers behind nginx on http://127.0.0.1:{NGINX_PORT} (logs in {run}/logs)")
+    return 0
+
+
+def down() -> int:
+    pid = _supervisord_pid()
+    if pid is None:
+        print("not running")
+        return 0
+    # supervisord sends each program its stopsignal and waits for it to exit.
+    subprocess.run(_supervisor("shutdown"), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _supervisord_pid() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _supervisord_pid():
+        print(f"supervisord {pid} did not stop in time", file=sys.stderr)
+        return 1
+    print("down")
+    return 0
+
+
+def status() -> int:
+    if _supervisord_pid() is None:
+        print("not running")
+        return 3
+    return subprocess.run(_supervisor("status")).returncode
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.local", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up")
+    up_parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or default_workers()))
+    sub.add_parser("down")
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        if args.workers < 1:
+            parser.error("--workers must be at least 1")
+        return up(args.workers)
+    return down() if args.command == "down" else status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""A model's manifest: ``models/<name>.json`` beside ``models/<name>.ftz``.
+
+It states the model's sha256, where it comes from, the preprocessing it was
+trained on and how its labels read. The manifest is what makes "serve what the
+model was trained on" a property of the model rather than of the code.
+Standard library only, so `make model` can use it before anything is installed.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# Kept in step with app.normalize.PREPROCESSORS (a test checks it); not imported
+# from there so this module stays free of the worker's dependencies.
+PREPROCESSING_NAMES = ("fasttext-classification-results", "none")
+
+
+class ModelError(Exception):
+    """The model cannot be served: missing, corrupt, or its manifest is wrong."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    file: str | None = None
+    sha256: str | None = None
+    url: str | None = None
+    fallback: str | None = None
+    preprocessing: str = "none"
+    label_format: str = "{}"
+
+    @classmethod
+    def read(cls, path: Path) -> "Manifest":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ModelError(f"cannot read model manifest {path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModelError(f"model manifest {path} must be a JSON object")
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        manifest = cls(**known)
+        if manifest.preprocessing not in PREPROCESSING_NAMES:
+            raise ModelError(
+                f"model manifest {path} names unknown preprocessing "
+                f"{manifest.preprocessing!r}; known: {', '.join(PREPROCESSING_NAMES)}"
+            )
+        return manifest
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
