@@ -1,5 +1,8 @@
 """The fastText model, loaded once, with what the service needs to know about it."""
 
+import os
+import resource
+import signal
 from pathlib import Path
 
 from fasttext.FastText import _FastText
@@ -8,6 +11,52 @@ from .manifest import Manifest, ModelError, sha256_of
 from .normalize import PREPROCESSORS
 
 LABEL_PREFIX = "__label__"
+
+
+def _load_bounded(path: Path) -> _FastText:
+    """Load a model with the address space capped while fastText reads it.
+
+    fastText trusts the sizes written in the file: a truncated or foreign file
+    made it allocate and fill gigabytes for minutes here. A loaded model needs
+    little more memory than its file, so a cap of a few times the file size
+    turns such a file into a prompt std::bad_alloc (MemoryError).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as statm:
+        in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = in_use + 4 * path.stat().st_size + (512 << 20)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        # _FastText directly: fasttext.load_model() only adds a warning on stderr.
+        return _FastText(model_path=str(path))
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _probe_in_child(path: Path) -> None:
+    """Load the model in a forked child; raise ModelError if that fails or crashes."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        try:
+            _load_bounded(path)
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, str(exc).encode()[:1000])
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        raise ModelError(f"model file {path} crashed fastText ({sig}) while loading: it is damaged or truncated")
+    if os.WEXITSTATUS(status):
+        raise ModelError(f"model file {path} cannot be loaded by fastText: {message}")
 
 
 class Classifier:
@@ -45,10 +94,13 @@ class Classifier:
                 f"expects {manifest.sha256}: the file is corrupt or not this model "
                 "(delete it and run `make model`)"
             )
+        if not manifest.sha256:
+            # Nothing vouches for this file: let a child process try it first,
+            # since fastText can crash outright on a damaged file.
+            _probe_in_child(model_path)
         try:
-            # _FastText directly: fasttext.load_model() only adds a warning on stderr.
-            model = _FastText(model_path=str(model_path))
-        except ValueError as exc:
+            model = _load_bounded(model_path)
+        except (ValueError, MemoryError, RuntimeError) as exc:
             raise ModelError(f"model file {model_path} cannot be loaded by fastText: {exc}") from None
         if not model.is_quantized() and not model.get_labels():
             raise ModelError(f"model file {model_path} is not a supervised model")

@@ -1,0 +1,58 @@
+"""Bad requests and the 4xx each must get: used by the unit tests (through
+falcon.testing) and by the end-to-end tests (through nginx and bjoern)."""
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
+
+# (name, method, path, headers, body, expected status)
+BAD_INPUTS = [
+    ("no text at all", "POST", "/inferreview", FORM, b"", 400),
+    ("empty text", "POST", "/inferreview", FORM, b"text=", 400),
+    ("blank text", "POST", "/inferreview", FORM, b"text=+++", 400),
+    ("other field", "POST", "/inferreview", FORM, b"txt=hello", 400),
+    ("text twice", "POST", "/inferreview", FORM, b"text=a&text=b", 400),
+    ("form not ascii", "POST", "/inferreview", FORM, "text=caf\u00e9".encode(), 400),
+    ("percent-encoded invalid utf-8", "POST", "/inferreview", FORM, b"text=%ff%fe", 400),
+    ("too many form fields", "POST", "/inferreview", FORM, b"a&" * 500 + b"text=x", 400),
+    ("malformed json", "POST", "/inferreview", JSON, b'{"text": ', 400),
+    ("json invalid utf-8", "POST", "/inferreview", JSON, b'{"text": "\xff\xfe"}', 400),
+    ("json not an object", "POST", "/inferreview", JSON, b'["text"]', 400),
+    ("json text not a string", "POST", "/inferreview", JSON, b'{"text": 5}', 400),
+    ("json text null", "POST", "/inferreview", JSON, b'{"text": null}', 400),
+    ("json lone surrogate", "POST", "/inferreview", JSON, b'{"text": "\\ud800"}', 400),
+    ("json empty text", "POST", "/inferreview", JSON, b'{"text": ""}', 400),
+    ("wrong content type", "POST", "/inferreview", {"Content-Type": "text/plain"}, b"hello", 415),
+    ("multipart", "POST", "/inferreview",
+     {"Content-Type": "multipart/form-data; boundary=x"}, b"--x\r\n\r\n--x--\r\n", 415),
+    ("unknown route", "GET", "/nope", {}, b"", 404),
+    ("unknown route post", "POST", "/inferreview/extra", FORM, b"text=hi", 404),
+    ("wrong method", "GET", "/inferreview", {}, b"", 405),
+    ("wrong method delete", "DELETE", "/v1/predict", {}, b"", 405),
+    ("batch not json", "POST", "/v1/predict", FORM, b"texts=a", 415),
+    ("batch malformed json", "POST", "/v1/predict", JSON, b"{", 400),
+    ("batch missing texts", "POST", "/v1/predict", JSON, b'{"text": "a"}', 422),
+    ("batch texts not a list", "POST", "/v1/predict", JSON, b'{"texts": "a"}', 422),
+    ("batch texts empty", "POST", "/v1/predict", JSON, b'{"texts": []}', 422),
+    ("batch item not a string", "POST", "/v1/predict", JSON, b'{"texts": ["a", 1]}', 422),
+    ("batch item empty", "POST", "/v1/predict", JSON, b'{"texts": ["a", ""]}', 422),
+    ("batch k zero", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "k": 0}', 422),
+    ("batch k too big", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "k": 99}', 422),
+    ("batch k not int", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "k": "2"}', 422),
+    ("batch k bool", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "k": true}', 422),
+    ("batch threshold > 1", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "threshold": 2}', 422),
+    ("batch threshold negative", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "threshold": -0.1}', 422),
+    ("batch threshold string", "POST", "/v1/predict", JSON, b'{"texts": ["a"], "threshold": "x"}', 422),
+    ("batch title not a string", "POST", "/v1/predict", JSON, b'{"texts": [{"title": 1}]}', 422),
+]
+
+
+def oversized(limits):
+    """Requests over the given limits, each answered 413."""
+    return [
+        ("text too long", "POST", "/inferreview", FORM,
+         b"text=" + b"a" * (limits.max_text_chars + 1), 413),
+        ("json text too long", "POST", "/inferreview", JSON,
+         b'{"text": "' + b"a" * (limits.max_text_chars + 1) + b'"}', 413),
+        ("batch too large", "POST", "/v1/predict", JSON,
+         b'{"texts": [' + b",".join([b'"a"'] * (limits.max_batch + 1)) + b"]}", 413),
+    ]

@@ -1,0 +1,130 @@
+"""The Falcon app, through falcon.testing, with a small model trained in the test."""
+
+import pytest
+
+from app.config import Limits
+from app.wsgi import create_app
+from falcon import testing
+
+from .bad_inputs import BAD_INPUTS, oversized
+from .conftest import TEST_LIMITS
+
+
+def post_form(client, text, path="/inferreview"):
+    return client.simulate_post(path, params=None, body=f"text={text}",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def test_seed_contract_form(tiny_client):
+    result = tiny_client.simulate_post("/inferreview", params={"text": "I love it, excellent!"},
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    # simulate_post(params=...) puts them in the query string, as the seed's get_param() allowed
+    assert result.status_code == 200
+    ((label, probability),) = result.json.items()
+    assert label == "5 star"
+    assert 0.5 < probability <= 1.0
+
+
+def test_seed_contract_form_body(tiny_client):
+    result = post_form(tiny_client, "Terrible%2C+broke+after+one+day.")
+    assert result.status_code == 200
+    assert list(result.json) == ["1 star"]
+    assert result.headers["content-type"].startswith("application/json")
+
+
+def test_json_body_text_and_review(tiny_client, tiny_classifier):
+    by_text = tiny_client.simulate_post("/inferreview", json={"text": "Great , I love it"})
+    by_review = tiny_client.simulate_post("/inferreview", json={"title": "Great", "body": "I love it"})
+    assert by_text.status_code == by_review.status_code == 200
+    assert by_text.json == by_review.json
+    label, p = tiny_classifier.predict("Great , I love it")[0]
+    assert by_text.json == {label: p}
+
+
+def test_served_answer_is_the_classifier_answer_on_normalised_text(tiny_client, tiny_classifier):
+    raw = "IT WAS OK...\nNothing (special)!"
+    result = post_form(tiny_client, "IT+WAS+OK...%0ANothing+%28special%29%21")
+    label, p = tiny_classifier.predict(raw)[0]
+    assert result.json == {label: p}
+    assert tiny_classifier.normalize(raw) == "it was ok . . . nothing ( special ) !"
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\x00", "tab\there", "\r\n\r\n ok", "\u00a0x", "é" * 1000])
+def test_control_characters_and_odd_text_are_served(tiny_client, text):
+    result = tiny_client.simulate_post("/inferreview", json={"text": text})
+    assert result.status_code == 200, result.text
+    assert len(result.json) == 1
+
+
+def test_batch_top_k_and_threshold(tiny_client, tiny_classifier):
+    texts = ["I love it", {"title": "Junk", "body": "broke at once"}, "it was ok"]
+    result = tiny_client.simulate_post("/v1/predict", json={"texts": texts, "k": 3})
+    assert result.status_code == 200
+    predictions = result.json["predictions"]
+    assert len(predictions) == 3
+    assert all(len(p) == 3 for p in predictions)
+    assert [p[0]["label"] for p in predictions] == ["5 star", "1 star", "3 star"]
+    for p in predictions:
+        probs = [x["probability"] for x in p]
+        assert probs == sorted(probs, reverse=True)
+        assert sum(probs) == pytest.approx(1.0, abs=1e-3)
+    high = tiny_client.simulate_post("/v1/predict", json={"texts": texts, "k": 3, "threshold": 0.5})
+    assert all(len(p) == 1 for p in high.json["predictions"])
+    assert all(x["probability"] >= 0.5 for p in high.json["predictions"] for x in p)
+    none = tiny_client.simulate_post("/v1/predict", json={"texts": ["it was ok"], "threshold": 1.0})
+    assert none.json == {"predictions": [[]]}
+
+
+def test_batch_equals_single(tiny_client):
+    texts = ["I love it", "terrible junk", "it was ok", "average product"]
+    batch = tiny_client.simulate_post("/v1/predict", json={"texts": texts}).json["predictions"]
+    for text, predicted in zip(texts, batch):
+        single = tiny_client.simulate_post("/inferreview", json={"text": text}).json
+        assert single == {predicted[0]["label"]: predicted[0]["probability"]}
+
+
+@pytest.mark.parametrize("name,method,path,headers,body,status",
+                         BAD_INPUTS + oversized(TEST_LIMITS), ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_input_gets_json_4xx(tiny_client, name, method, path, headers, body, status):
+    result = tiny_client.simulate_request(method, path, headers=headers, body=body)
+    assert result.status_code == status, (name, result.text)
+    assert result.headers["content-type"].startswith("application/json")
+    assert "title" in result.json
+
+
+def test_errors_are_json_even_when_client_prefers_xml(tiny_client):
+    result = tiny_client.simulate_get("/nope", headers={"Accept": "application/xml"})
+    assert result.status_code == 404
+    assert result.headers["content-type"].startswith("application/json")
+    assert result.json["title"] == "404 Not Found"
+
+
+def test_declared_body_over_limit_is_413_before_reading(tiny_classifier):
+    client = testing.TestClient(create_app(tiny_classifier, Limits(max_body_bytes=10)))
+    result = client.simulate_post("/inferreview", body="text=" + "a" * 20,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert result.status_code == 413
+    assert "exceeds 10" in result.json["description"]
+
+
+def test_health_ready_and_model_info(tiny_client, tiny_classifier, tiny_model_path):
+    assert tiny_client.simulate_get("/healthz").json == {"status": "ok"}
+    ready = tiny_client.simulate_get("/readyz")
+    assert (ready.status_code, ready.json) == (200, {"status": "ready"})
+    info = tiny_client.simulate_get("/v1/model").json
+    assert sorted(info["labels"]) == ["1 star", "3 star", "5 star"]
+    assert info["dimension"] == 10
+    assert info["quantized"] is False
+    assert info["preprocessing"] == "fasttext-classification-results"
+    from app.manifest import sha256_of
+    assert info["sha256"] == sha256_of(tiny_model_path)
+
+
+def test_readyz_is_503_while_draining(tiny_classifier):
+    class Draining:
+        draining = True
+
+    client = testing.TestClient(create_app(tiny_classifier, lifecycle=Draining()))
+    result = client.simulate_get("/readyz")
+    assert (result.status_code, result.json) == (503, {"status": "draining"})
+    assert client.simulate_get("/healthz").status_code == 200
