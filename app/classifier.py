@@ -36,13 +36,17 @@ def _load_bounded(path: Path) -> _FastText:
 
 
 def _probe_in_child(path: Path) -> None:
-    """Load the model in a forked child; raise ModelError if that fails or crashes."""
+    """Load the model and predict once in a forked child; raise ModelError if that fails or crashes.
+
+    This catches most damaged files, not all: a file cut near its end can load
+    and predict garbage. Only a checksum in the manifest proves a model intact.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_end)
         try:
-            _load_bounded(path)
+            _load_bounded(path).predict("self test")
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             os.write(write_end, str(exc).encode()[:1000])
