@@ -44,12 +44,15 @@ class Lifecycle:
         self.last_request = time.monotonic()
         self.deadline = None
         self.listen_fd = None
+        self.sigint_taken = False
 
     def wrap(self, app):
         """The WSGI callable bjoern runs: notes each request, closes connections while draining."""
 
         def worker_app(environ, start_response):
             self.last_request = time.monotonic()
+            if not self.sigint_taken:
+                self._take_sigint()
             if self.draining:
                 def closing_start_response(status, headers, exc_info=None):
                     return start_response(status, [*headers, ("Connection", "close")], exc_info)
@@ -58,6 +61,25 @@ class Lifecycle:
             return app(environ, start_response)
 
         return worker_app
+
+    def install(self, listen_fd: int) -> None:
+        """Take SIGTERM now and SIGINT once bjoern's loop runs.
+
+        bjoern's C code takes SIGINT for itself when its loop starts (its own
+        handler stops accepting and also stops the timer that lets Python
+        handlers run), so SIGINT is taken back from inside the loop, by a
+        one-shot alarm whose handler runs on bjoern's first signal check.
+        """
+        self.listen_fd = listen_fd
+        signal.signal(signal.SIGTERM, self.begin_drain)
+        signal.signal(signal.SIGALRM, lambda signum, frame: self._take_sigint())
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+
+    def _take_sigint(self) -> None:
+        # Also done before the first request is answered, so a worker that has
+        # answered its readiness probe is sure to drain on SIGINT.
+        signal.signal(signal.SIGINT, self.begin_drain)
+        self.sigint_taken = True
 
     def begin_drain(self, signum, frame):
         if self.draining:
@@ -105,9 +127,7 @@ def main() -> None:
     except OSError as exc:
         log.error("cannot listen on %s: %s", where, exc.strerror)
         raise SystemExit(2) from None
-    lifecycle.listen_fd = sock.fileno()
-    signal.signal(signal.SIGTERM, lifecycle.begin_drain)
-    signal.signal(signal.SIGINT, lifecycle.begin_drain)
+    lifecycle.install(sock.fileno())
     log.info("serving %s on %s", settings.model_path.name, where)
     bjoern.run()
 
