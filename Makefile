@@ -36,7 +36,7 @@ local-status:
 	$(PY) -m app.local status
 
 test: install model
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
 
 train: install
-	$(PY) -m app.train $(INPUT) $(OUTPUT)
+	$(PY) -m app.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)

@@ -1,0 +1,204 @@
+"""End to end without Docker: `make local-up` (real supervisord, nginx and bjoern workers,
+the real model), real HTTP on :9000, `make local-down`."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from app.normalize import review_text
+
+from ..bad_inputs import BAD_INPUTS, oversized
+from ..conftest import ROOT, shared_file
+from app.config import Limits
+
+BASE = "http://127.0.0.1:9000"
+WORKERS = 2
+
+
+def make(*args):
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def supervisorctl(*args):
+    return subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c",
+                           str(ROOT / "run" / "supervisord.conf"), *args],
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stack():
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use: stop what listens there"
+    up = make("local-up", f"WORKERS={WORKERS}")
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield
+    down = make("local-down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "nginx still listens after local-down"
+
+
+def worker_pids() -> dict[str, int]:
+    pids = {}
+    for n in range(WORKERS):
+        name = f"worker:worker-{8001 + n}"
+        pids[name] = int(supervisorctl("pid", name).strip())
+    return pids
+
+
+def test_the_readme_curl_example():
+    out = subprocess.run(["curl", "-s", "-X", "POST", f"{BASE}/inferreview", "-d", "text=I love this product."],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    ((label, p),) = json.loads(out).items()
+    assert (label, f"{p:.6g}") == ("5 star", "0.884676")
+
+
+def test_json_api_through_nginx():
+    session = requests.Session()
+    r = session.post(f"{BASE}/v1/predict", json={"texts": ["it was ok", {"title": "Junk", "body": "broke"}], "k": 2})
+    assert r.status_code == 200
+    predictions = r.json()["predictions"]
+    assert [len(p) for p in predictions] == [2, 2]
+    assert predictions[0][0]["label"] == "3 star"
+    single = session.post(f"{BASE}/inferreview", json={"title": "Junk", "body": "broke"}).json()
+    assert single == {predictions[1][0]["label"]: predictions[1][0]["probability"]}
+    assert session.get(f"{BASE}/healthz").json() == {"status": "ok"}
+    assert session.get(f"{BASE}/readyz").json() == {"status": "ready"}
+    assert session.get(f"{BASE}/v1/model").json()["sha256"].startswith("814f71e0")
+
+
+@pytest.mark.parametrize("name,method,path,headers,body,status",
+                         BAD_INPUTS + oversized(Limits()), ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_input_through_nginx(name, method, path, headers, body, status):
+    r = requests.request(method, BASE + path, headers=headers, data=body, timeout=10)
+    assert r.status_code == status, (name, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    assert "title" in r.json()
+
+
+def raw_http(payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", 9000), timeout=10) as conn:
+        conn.sendall(payload)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
+
+
+@pytest.mark.parametrize("payload,status", [
+    (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+    (b"POST /inferreview HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", b"400"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", b"431"),
+    (b"POST /inferreview HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+     b"Content-Length: 2000000\r\nConnection: close\r\n\r\n", b"413"),
+], ids=["garbage", "bad content-length", "huge header", "10 MB-class body"])
+def test_malformed_http_gets_json_from_nginx(payload, status):
+    response = raw_http(payload)
+    assert response.split(b" ")[1] == status, response[:200]
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"application/json" in head
+    assert json.loads(body)["title"]
+
+
+def test_huge_body_is_refused_without_reaching_a_worker():
+    r = requests.post(f"{BASE}/inferreview", data=b"text=" + b"a" * (10 << 20),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert r.status_code == 413
+    assert r.json()["title"].startswith("413")
+
+
+def stream_requests(stop: threading.Event, results: list, threads: int = 4):
+    def loop():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(f"{BASE}/inferreview", data={"text": "I love this product."}, timeout=10)
+                results.append(r.status_code)
+            except requests.RequestException as exc:
+                results.append(repr(exc))
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    return workers
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
+def test_worker_stopped_while_requests_flow_loses_nothing(sig):
+    before = worker_pids()
+    victim_name, victim = next(iter(before.items()))
+    stop, results = threading.Event(), []
+    threads = stream_requests(stop, results)
+    time.sleep(1.0)
+    os.kill(victim, sig)
+    time.sleep(2.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if r != 200]
+    assert len(results) > 200
+    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
+    # supervisord brings the worker back by itself
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = supervisorctl("status", victim_name)
+        if "RUNNING" in status and worker_pids()[victim_name] != victim:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"{victim_name} did not come back: {status}")
+    port = 8001 + list(before).index(victim_name)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{victim_name} restarted but is not ready")
+
+
+def fasttext_cli_labels(ft_txt) -> list[str]:
+    """fastText's own CLI on the labelled, normalised file: its predicted labels."""
+    text = "".join(line.split(" ", 1)[1] + "\n" if " " in line else "\n"
+                   for line in ft_txt.read_text(encoding="utf-8").splitlines())
+    out = subprocess.run(["fasttext", "predict", str(ROOT / "models" / "amazon_review_full.ftz"), "-", "1"],
+                         input=text, capture_output=True, text=True, check=True).stdout
+    return [label.removeprefix("__label__") for label in out.split()]
+
+
+def fasttext_test_precision(ft_txt) -> str:
+    out = subprocess.run(["fasttext", "test", str(ROOT / "models" / "amazon_review_full.ftz"), str(ft_txt)],
+                         capture_output=True, text=True, check=True).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("P@1"))
+
+
+@pytest.mark.parametrize("name,published", [("marc_en_test", "0.601"),
+                                            ("amazon_review_full_test_first999_notitle", "0.563")])
+def test_accuracy_over_http_equals_fasttext_test(name, published):
+    with shared_file("data", f"{name}.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    session = requests.Session()
+    served = []
+    for _, title, body in rows:
+        r = session.post(f"{BASE}/inferreview", data={"text": review_text(title, body)}, timeout=10)
+        assert r.status_code == 200, r.text
+        (label,) = r.json()
+        served.append(label.split()[0])
+    truth = [label for label, _, _ in rows]
+    accuracy = sum(s == t for s, t in zip(served, truth)) / len(rows)
+    precision = fasttext_test_precision(shared_file("data", f"{name}.ft.txt"))
+    assert precision == published
+    assert f"{accuracy:.3f}" == precision
+    # and review by review, the label fastText's CLI gives the normalised text
+    assert served == fasttext_cli_labels(shared_file("data", f"{name}.ft.txt"))
+    print(f"{name}: {len(rows)} reviews over HTTP, accuracy {accuracy:.4f} (fasttext test P@1 {precision})")
