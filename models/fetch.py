@@ -34,7 +34,7 @@ def fetch(manifest_path: Path) -> Path:
         raise ModelError(f"{manifest_path} must name the model `file` and its `sha256`")
     target = manifest_path.parent / manifest.file
     if target.is_file() and sha256_of(target) == manifest.sha256:
-        print(f"{target.relative_to(ROOT)}: present, sha256 verified")
+        print(f"{target}: present, sha256 verified")
         return target
 
     sources = []
@@ -61,7 +61,7 @@ def fetch(manifest_path: Path) -> Path:
                 print(f"  {failures[-1]}", file=sys.stderr)
                 continue
             candidate.replace(target)
-            print(f"{target.relative_to(ROOT)}: {how} from {source}, sha256 verified")
+            print(f"{target}: {how} from {source}, sha256 verified")
             return target
     raise ModelError("could not fetch a verified model:\n  " + "\n  ".join(failures))
 
