@@ -45,12 +45,14 @@ class Lifecycle:
         self.deadline = None
         self.listen_fd = None
         self.sigint_taken = False
+        self.requests = 0
 
     def wrap(self, app):
         """The WSGI callable bjoern runs: notes each request, closes connections while draining."""
 
         def worker_app(environ, start_response):
             self.last_request = time.monotonic()
+            self.requests += 1
             if not self.sigint_taken:
                 self._take_sigint()
             if self.draining:

@@ -22,6 +22,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
+    app.add_route("/metrics", resources.Metrics(classifier, lifecycle))
     return app
 
 

@@ -128,3 +128,17 @@ def test_readyz_is_503_while_draining(tiny_classifier):
     result = client.simulate_get("/readyz")
     assert (result.status_code, result.json) == (503, {"status": "draining"})
     assert client.simulate_get("/healthz").status_code == 200
+
+
+def test_metrics_in_prometheus_text(tiny_classifier):
+    class Counting:
+        draining = False
+        requests = 41
+
+    client = testing.TestClient(create_app(tiny_classifier, lifecycle=Counting()))
+    result = client.simulate_get("/metrics")
+    assert result.status_code == 200
+    assert result.headers["content-type"].startswith("text/plain")
+    assert "\nworker_requests_total 41\n" in result.text
+    assert "\nworker_draining 0\n" in result.text
+    assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in result.text

@@ -116,6 +116,22 @@ def test_huge_body_is_refused_without_reaching_a_worker():
     assert r.json()["title"].startswith("413")
 
 
+def worker_requests(port: int) -> int:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("worker_requests_total")))
+
+
+def test_nginx_spreads_requests_over_every_worker():
+    ports = [8001 + n for n in range(WORKERS)]
+    before = [worker_requests(p) for p in ports]
+    session = requests.Session()
+    for _ in range(400):
+        assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
+    served = [worker_requests(p) - b - 1 for p, b in zip(ports, before)]  # - 1: the /metrics call itself
+    assert sum(served) == 400
+    assert all(n >= 400 / WORKERS * 0.5 for n in served), served
+
+
 def stream_requests(stop: threading.Event, results: list, threads: int = 4):
     def loop():
         session = requests.Session()
