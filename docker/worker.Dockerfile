@@ -1,0 +1,42 @@
+# The inference worker: one single-threaded bjoern process on :8000.
+# Build context: the project root (see /.dockerignore). Python packages come
+# from docker/wheelhouse/, built on the host by `make images`
+# (docker/build-wheelhouse.sh), because pip inside build containers cannot
+# always reach PyPI; the same file builds where Docker Hub and PyPI are reachable.
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${BASE_IMAGE} AS builder
+ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+# Dependencies before code: this layer is rebuilt only when they change.
+COPY requirements.txt /tmp/requirements.txt
+COPY docker/wheelhouse/ /wheels/
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip check
+
+FROM ${BASE_IMAGE}
+ENV DEBIAN_FRONTEND=noninteractive
+# python3 for the venv's interpreter; libev4 for bjoern's C extension
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 libev4 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000
+WORKDIR /srv
+# The model (fetched and verified on the host by `make model`) changes less
+# often than the code, so it comes first.
+COPY models/amazon_review_full.json models/amazon_review_full.ftz models/
+COPY app/ app/
+# Refuse to build an image whose model fails its checksum or its self-test.
+RUN python -c "from app.classifier import Classifier; assert Classifier.load('models/amazon_review_full.ftz').self_test()"
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
+# The worker drains on SIGTERM (app/server.py) and exits within SHUTDOWN_TIMEOUT.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "app"]

@@ -1,0 +1,189 @@
+"""End to end with Docker Compose: `make up` (images built locally, no registry),
+real containers, real HTTP on :9000, `make down`."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from ..conftest import ROOT
+
+BASE = "http://127.0.0.1:9000"
+WORKERS = 2
+PROJECT = "reviewrating"
+ENV = {**os.environ, "WORKERS": str(WORKERS)}
+
+
+def run(*cmd, timeout=900, check=True):
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=ENV)
+    if check:
+        assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def containers(service: str) -> list[str]:
+    out = run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+              "--filter", f"label=com.docker.compose.service={service}").stdout
+    return sorted(out.split())
+
+
+def inspect(container: str) -> dict:
+    return json.loads(run("docker", "inspect", container).stdout)[0]
+
+
+def worker_requests(container: str) -> int:
+    out = run("docker", "exec", container, "python", "-c",
+              "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())").stdout
+    return int(next(line.split()[1] for line in out.splitlines() if line.startswith("worker_requests_total")))
+
+
+def wait_healthy(container: str, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = inspect(container)["State"]
+        if state.get("Health", {}).get("Status") == "healthy":
+            return state
+        time.sleep(0.5)
+    pytest.fail(f"{container} not healthy after {timeout}s: {state}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stack():
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use (`make local-down`?)"
+    run("make", "up", f"WORKERS={WORKERS}")
+    yield
+    run("make", "down")
+
+
+def test_the_readme_curl_example():
+    out = run("curl", "-s", "-X", "POST", f"{BASE}/inferreview", "-d", "text=I love this product.").stdout
+    ((label, p),) = json.loads(out).items()
+    assert (label, f"{p:.6g}") == ("5 star", "0.884676")
+
+
+def test_json_api_and_errors_through_nginx():
+    r = requests.post(f"{BASE}/v1/predict", json={"texts": ["it was ok", "I love it"], "k": 2})
+    assert r.status_code == 200
+    assert [p[0]["label"] for p in r.json()["predictions"]] == ["3 star", "5 star"]
+    assert requests.get(f"{BASE}/v1/model").json()["sha256"].startswith("814f71e0")
+    bad = requests.post(f"{BASE}/inferreview", data={"txt": "x"})
+    assert (bad.status_code, bad.headers["content-type"]) == (400, "application/json")
+    big = requests.post(f"{BASE}/inferreview", data=b"text=" + b"a" * (2 << 20),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert big.status_code == 413 and big.json()["title"].startswith("413")
+
+
+def test_one_worker_container_per_requested_worker_and_only_nginx_publishes():
+    workers, proxies = containers("worker"), containers("nginx")
+    assert len(workers) == WORKERS and len(proxies) == 1
+    for c in workers:
+        assert inspect(c)["NetworkSettings"]["Ports"] in ({}, {"8000/tcp": None}), "a worker publishes a port"
+    ports = inspect(proxies[0])["NetworkSettings"]["Ports"]
+    assert ports == {"9000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9000"}]}
+
+
+def test_containers_are_hardened():
+    for c in containers("worker") + containers("nginx"):
+        info = inspect(c)
+        host = info["HostConfig"]
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges:true" in host["SecurityOpt"]
+        assert host["RestartPolicy"]["Name"] == "on-failure"
+        assert info["Config"]["User"] not in ("", "root", "0")
+        status = run("docker", "exec", c, "sh", "-c", "id -u; grep CapEff /proc/1/status").stdout.split()
+        assert status[0] != "0" and status[-1] == "0000000000000000"
+    worker = containers("worker")[0]
+    assert run("docker", "exec", worker, "touch", "/srv/x", check=False).returncode != 0
+    # the back-end network is internal: workers reach nothing outside it
+    networks = inspect(worker)["NetworkSettings"]["Networks"]
+    assert list(networks) == [f"{PROJECT}_backend"]
+    assert json.loads(run("docker", "network", "inspect", f"{PROJECT}_backend").stdout)[0]["Internal"] is True
+
+
+def test_nginx_spreads_requests_over_every_worker():
+    workers = containers("worker")
+    before = [worker_requests(c) for c in workers]
+    session = requests.Session()
+    for _ in range(400):
+        assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
+    served = [worker_requests(c) - b - 1 for c, b in zip(workers, before)]  # - 1: the /metrics call
+    print(f"requests per worker: {served}")
+    assert sum(served) == 400
+    assert all(n >= 400 / WORKERS * 0.5 for n in served), served
+
+
+def stream(stop: threading.Event, results: list, threads: int = 4):
+    def loop():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                results.append(session.post(f"{BASE}/inferreview", data={"text": "great"}, timeout=10).status_code)
+            except requests.RequestException as exc:
+                results.append(repr(exc))
+            time.sleep(0.002)
+    ts = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def under_load(action, seconds_after: float):
+    stop, results = threading.Event(), []
+    threads = stream(stop, results)
+    time.sleep(1.0)
+    action()
+    time.sleep(seconds_after)
+    stop.set()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if r != 200]
+    assert len(results) > 200
+    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
+    return results
+
+
+def test_worker_killed_under_load_loses_nothing_and_comes_back():
+    victim = containers("worker")[0]
+    before = inspect(victim)["State"]
+    under_load(lambda: os.kill(before["Pid"], signal.SIGKILL), seconds_after=3)
+    after = wait_healthy(victim)
+    assert after["Pid"] != before["Pid"]
+    assert inspect(victim)["RestartCount"] >= 1
+    # and nginx sends it traffic again
+    count = worker_requests(victim)
+    session = requests.Session()
+    for _ in range(100):
+        session.post(f"{BASE}/inferreview", data={"text": "ok"})
+    assert worker_requests(victim) > count + 20
+
+
+def test_docker_stop_drains_a_worker_under_load():
+    victim = containers("worker")[-1]
+    stopped = {}
+
+    def stop():
+        t = time.monotonic()
+        run("docker", "stop", victim)
+        stopped["seconds"] = time.monotonic() - t
+
+    under_load(stop, seconds_after=1)
+    state = inspect(victim)["State"]
+    assert state["ExitCode"] == 0, state  # drained and exited by itself, not killed
+    assert stopped["seconds"] < 10
+    run("docker", "start", victim)
+    wait_healthy(victim)
+
+
+def test_plain_docker_compose_up_works_once_images_exist():
+    run("docker", "compose", "down")
+    run("docker", "compose", "up", "--detach", "--wait")
+    r = requests.post(f"{BASE}/inferreview", data={"text": "I love this product."})
+    assert r.status_code == 200 and list(r.json()) == ["5 star"]
