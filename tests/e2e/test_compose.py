@@ -6,15 +6,14 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
 
 from ..conftest import ROOT
+from .traffic import BASE, metric, spread_over, under_load
 
-BASE = "http://127.0.0.1:9000"
 WORKERS = 2
 PROJECT = "reviewrating"
 ENV = {**os.environ, "WORKERS": str(WORKERS)}
@@ -40,7 +39,7 @@ def inspect(container: str) -> dict:
 def worker_requests(container: str) -> int:
     out = run("docker", "exec", container, "python", "-c",
               "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())").stdout
-    return int(next(line.split()[1] for line in out.splitlines() if line.startswith("worker_requests_total")))
+    return metric(out, "worker_requests_total")
 
 
 def wait_healthy(container: str, timeout=60):
@@ -110,44 +109,10 @@ def test_containers_are_hardened():
 
 def test_nginx_spreads_requests_over_every_worker():
     workers = containers("worker")
-    before = [worker_requests(c) for c in workers]
-    session = requests.Session()
-    for _ in range(400):
-        assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
-    served = [worker_requests(c) - b - 1 for c, b in zip(workers, before)]  # - 1: the /metrics call
+    served = spread_over(lambda: [worker_requests(c) for c in workers])
     print(f"requests per worker: {served}")
     assert sum(served) == 400
     assert all(n >= 400 / WORKERS * 0.5 for n in served), served
-
-
-def stream(stop: threading.Event, results: list, threads: int = 4):
-    def loop():
-        session = requests.Session()
-        while not stop.is_set():
-            try:
-                results.append(session.post(f"{BASE}/inferreview", data={"text": "great"}, timeout=10).status_code)
-            except requests.RequestException as exc:
-                results.append(repr(exc))
-            time.sleep(0.002)
-    ts = [threading.Thread(target=loop) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    return ts
-
-
-def under_load(action, seconds_after: float):
-    stop, results = threading.Event(), []
-    threads = stream(stop, results)
-    time.sleep(1.0)
-    action()
-    time.sleep(seconds_after)
-    stop.set()
-    for t in threads:
-        t.join()
-    failures = [r for r in results if r != 200]
-    assert len(results) > 200
-    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
-    return results
 
 
 def test_worker_killed_under_load_loses_nothing_and_comes_back():

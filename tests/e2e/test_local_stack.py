@@ -8,19 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import requests
 
+from app.config import Limits
 from app.normalize import review_text
 
 from ..bad_inputs import BAD_INPUTS, oversized
 from ..conftest import ROOT, shared_file
-from app.config import Limits
+from .traffic import BASE, metric, spread_over, under_load
 
-BASE = "http://127.0.0.1:9000"
 WORKERS = 2
 
 
@@ -117,51 +116,20 @@ def test_huge_body_is_refused_without_reaching_a_worker():
 
 
 def worker_requests(port: int) -> int:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("worker_requests_total")))
+    return metric(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, "worker_requests_total")
 
 
 def test_nginx_spreads_requests_over_every_worker():
-    ports = [8001 + n for n in range(WORKERS)]
-    before = [worker_requests(p) for p in ports]
-    session = requests.Session()
-    for _ in range(400):
-        assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
-    served = [worker_requests(p) - b - 1 for p, b in zip(ports, before)]  # - 1: the /metrics call itself
+    served = spread_over(lambda: [worker_requests(8001 + n) for n in range(WORKERS)])
     assert sum(served) == 400
     assert all(n >= 400 / WORKERS * 0.5 for n in served), served
-
-
-def stream_requests(stop: threading.Event, results: list, threads: int = 4):
-    def loop():
-        session = requests.Session()
-        while not stop.is_set():
-            try:
-                r = session.post(f"{BASE}/inferreview", data={"text": "I love this product."}, timeout=10)
-                results.append(r.status_code)
-            except requests.RequestException as exc:
-                results.append(repr(exc))
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    return workers
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
 def test_worker_stopped_while_requests_flow_loses_nothing(sig):
     before = worker_pids()
     victim_name, victim = next(iter(before.items()))
-    stop, results = threading.Event(), []
-    threads = stream_requests(stop, results)
-    time.sleep(1.0)
-    os.kill(victim, sig)
-    time.sleep(2.5)
-    stop.set()
-    for t in threads:
-        t.join()
-    failures = [r for r in results if r != 200]
-    assert len(results) > 200
-    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
+    under_load(lambda: os.kill(victim, sig), seconds_after=2.5)
     # supervisord brings the worker back by itself
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -1,0 +1,56 @@
+"""Traffic helpers shared by the end-to-end tests (local stack and compose stack)."""
+
+import threading
+import time
+
+import requests
+
+BASE = "http://127.0.0.1:9000"
+
+
+def metric(text: str, name: str) -> int:
+    """One counter's value from a Prometheus text page."""
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def spread_over(read_counts, requests_sent: int = 400) -> list[int]:
+    """Send requests through nginx; return how many each worker served.
+
+    `read_counts()` gives every worker's worker_requests_total, read by one
+    request to each worker (so one is subtracted)."""
+    before = read_counts()
+    session = requests.Session()
+    for _ in range(requests_sent):
+        assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
+    return [after - b - 1 for after, b in zip(read_counts(), before)]
+
+
+def under_load(action, seconds_after: float, threads: int = 4) -> list:
+    """Run `action` while `threads` clients send requests non-stop; every one must succeed."""
+    stop, results = threading.Event(), []
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                results.append(session.post(f"{BASE}/inferreview", data={"text": "I love this product."},
+                                            timeout=10).status_code)
+            except requests.RequestException as exc:
+                results.append(repr(exc))
+            time.sleep(0.002)
+
+    clients = [threading.Thread(target=client) for _ in range(threads)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(1.0)
+        action()
+        time.sleep(seconds_after)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    failures = [r for r in results if r != 200]
+    assert len(results) > 200, f"only {len(results)} requests were sent"
+    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
+    return results
