@@ -11,7 +11,7 @@ BASE_IMAGE ?= debian:bookworm-slim
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
 
 .PHONY: help install model local-up local-down local-status test train \
-        compose images up down ps logs
+        compose images up down ps logs loadtest-images loadtest plot
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
@@ -22,6 +22,9 @@ help:
 	@echo "make down        stop and remove the compose stack"
 	@echo "make ps | logs   the compose stack's containers and logs"
 	@echo "make images      only build the images (no registry needed)"
+	@echo "make loadtest    latency sweep in the wrk2 container: bjoern vs gunicorn vs granian"
+	@echo "                 (RATES=\"2000 8000\" DURATION=20s CONNECTIONS=64 THREADS=1; results in loadtest/results/)"
+	@echo "make plot        redraw loadtest/results/*.png and summary.md from the saved spectra"
 	@echo "make test        the whole test suite (unit, real model, end to end)"
 	@echo "make train INPUT=reviews.csv OUTPUT=models/mine.ftz   train your own model"
 
@@ -57,7 +60,7 @@ compose:
 
 images: compose model
 	docker/ensure-base-image.sh $(BASE_IMAGE)
-	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt
+	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
 	$(COMPOSE) build
 
 up: images
@@ -68,10 +71,35 @@ up: images
 	done; echo "nginx did not answer /readyz on :9000" >&2; $(COMPOSE) ps; exit 1
 
 down: compose
-	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) --profile peers --profile loadtest down --remove-orphans
 
 ps: compose
 	$(COMPOSE) ps
 
 logs: compose
 	$(COMPOSE) logs --tail=100
+
+# --- Load test (loadtest/) -------------------------------------------------------
+# The servers bjoern is compared with (profile peers) and the load generator.
+PROFILES := --profile peers --profile loadtest
+# Where the sweep's spectra, PNGs and summary.md land (an absolute path).
+LOADTEST_RESULTS ?= $(CURDIR)/loadtest/results
+export LOADTEST_RESULTS
+# CPU per request: each target's containers, by id (loadtest/cpu.py reads their cgroups).
+GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunicorn \
+          gunicorn-nginx=nginx-gunicorn granian-workers=worker-granian granian-nginx=nginx-granian
+
+loadtest-images: images
+	$(COMPOSE) $(PROFILES) build
+
+loadtest: loadtest-images
+	$(COMPOSE) --profile peers up --detach --wait
+	mkdir -p $(LOADTEST_RESULTS)
+	groups=; for g in $(GROUPS); do \
+	    groups="$$groups $${g%%=*}=$$($(COMPOSE) --profile peers ps -q $${g#*=} | paste -sd, -)"; \
+	done; \
+	LOADTEST_USER=$$(id -u):$$(id -g) CPU_GROUPS="$$groups" $(COMPOSE) $(PROFILES) run --rm wrk2 make loadtest
+
+plot: loadtest-images
+	mkdir -p $(LOADTEST_RESULTS)
+	LOADTEST_USER=$$(id -u):$$(id -g) $(COMPOSE) $(PROFILES) run --rm wrk2 make plot

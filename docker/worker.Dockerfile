@@ -17,7 +17,13 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
  && /opt/venv/bin/pip check
 
-FROM ${BASE_IMAGE}
+# The load test's peers (gunicorn with gevent, granian) on top of the same venv.
+FROM builder AS peers-builder
+COPY requirements-peers.txt /tmp/requirements-peers.txt
+RUN /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements-peers.txt \
+ && /opt/venv/bin/pip check
+
+FROM ${BASE_IMAGE} AS worker
 ENV DEBIAN_FRONTEND=noninteractive
 # python3 for the venv's interpreter; libev4 for bjoern's C extension
 RUN apt-get update \
@@ -40,3 +46,10 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
 # The worker drains on SIGTERM (app/server.py) and exits within SHUTDOWN_TIMEOUT.
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "app"]
+
+# Same app, same model, other servers: `target: peers` (compose profile `peers`).
+FROM worker AS peers
+COPY --from=peers-builder /opt/venv /opt/venv
+
+# The default target is the worker.
+FROM worker

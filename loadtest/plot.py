@@ -1,0 +1,161 @@
+"""Pictures and a summary table from a sweep's saved spectra (sweep.py).
+
+    python3 plot.py [RESULTS]            # default: loadtest/results
+
+Writes into RESULTS:
+  latency-<target>.png   latency by percentile, one line per rate
+  compare-R<rate>.png    every target at one rate (bjoern vs gunicorn vs granian)
+  summary.md             rate asked/achieved, p50/p90/p99/p99.9/max, errors,
+                         CPU per request, and the highest rate each target held
+                         at p99 <= HELD_P99_MS, with ratios to the first target
+
+The percentile axis is 1/(1-p) on a log scale, as HdrHistogram plots are drawn,
+so the tail (99 %, 99.9 %, ...) gets as much room as the median.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import hdr  # noqa: E402
+
+HELD_P99_MS = 10.0
+ORDER = ["bjoern", "gunicorn", "granian"]  # the product first; ratios are to it
+
+
+def load(results: Path) -> dict[str, dict[int, dict]]:
+    """{target: {rate: {"result": Wrk2Result, **info}}} for every saved run."""
+    runs: dict[str, dict[int, dict]] = {}
+    for txt in sorted(results.glob("*/R*.txt")):
+        m = re.fullmatch(r"R(\d+)\.txt", txt.name)
+        if not m:
+            continue
+        res = hdr.parse_file(txt)
+        if not res.spectrum:
+            continue
+        info_file = txt.with_suffix(".json")
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        runs.setdefault(txt.parent.name, {})[int(m[1])] = {"result": res, **info}
+    return dict(sorted(runs.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER
+                                                     else len(ORDER), kv[0])))
+
+
+def _axes(title: str):
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: f"{100 * (1 - 1 / x):.{max(0, round(math.log10(x)) - 2)}f}%"))
+    ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.4)
+    return fig, ax
+
+
+def _curve(ax, res: hdr.Wrk2Result, label: str, **kw):
+    pts = [p for p in res.spectrum if p.percentile < 1.0]
+    xs = [1 / (1 - p.percentile) for p in pts]
+    ys = [max(p.value_ms, 1e-3) for p in pts]
+    ax.plot(xs, ys, label=label, linewidth=1.4, **kw)
+
+
+def _settings(runs: dict[str, dict[int, dict]]) -> str:
+    any_run = next(iter(next(iter(runs.values())).values()))
+    res = any_run["result"]
+    return f"wrk2 -t{res.threads} -c{res.connections} -d{res.duration}, corrected for coordinated omission"
+
+
+def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
+    made = []
+    settings = _settings(runs)
+    for target, by_rate in runs.items():
+        fig, ax = _axes(f"{target} behind nginx: latency by percentile\n{settings}")
+        for rate, run in sorted(by_rate.items()):
+            _curve(ax, run["result"], f"{rate} req/s (achieved {run['result'].requests_per_sec or 0:.0f})")
+        ax.legend(fontsize=8)
+        path = results / f"latency-{target}.png"
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        made.append(path)
+    rates = sorted({r for by_rate in runs.values() for r in by_rate})
+    for rate in rates:
+        here = {t: by_rate[rate] for t, by_rate in runs.items() if rate in by_rate}
+        if len(here) < 2:
+            continue
+        fig, ax = _axes(f"{' vs '.join(here)} at {rate} req/s\n{settings}")
+        for target, run in here.items():
+            _curve(ax, run["result"], f"{target} (achieved {run['result'].requests_per_sec or 0:.0f})")
+        ax.legend(fontsize=8)
+        path = results / f"compare-R{rate}.png"
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+def held(by_rate: dict[int, dict]) -> int | None:
+    """The highest rate held: achieved >= 99 % of it, p99 <= HELD_P99_MS, no errors."""
+    ok = [r for r, run in by_rate.items()
+          if (run["result"].requests_per_sec or 0) >= 0.99 * r
+          and run["result"].percentile(99) <= HELD_P99_MS and run["result"].errors == 0]
+    return max(ok) if ok else None
+
+
+def summary(runs: dict[str, dict[int, dict]]) -> str:
+    lines = [f"# Load-test summary\n", f"{_settings(runs)}.\n",
+             "| target | rate asked | achieved | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
+             "| errors | CPU us/request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rates = sorted({r for by_rate in runs.values() for r in by_rate})
+    for rate in rates:
+        for target, by_rate in runs.items():
+            if rate not in by_rate:
+                continue
+            run, res = by_rate[rate], by_rate[rate]["result"]
+            cpu = ", ".join(f"{k} {v:g}" for k, v in run.get("cpu_us_per_request", {}).items()) or "-"
+            lines.append(
+                f"| {target} | {rate} | {res.requests_per_sec or 0:.0f} | {res.percentile(50):.2f} "
+                f"| {res.percentile(90):.2f} | {res.percentile(99):.2f} | {res.percentile(99.9):.2f} "
+                f"| {res.spectrum[-1].value_ms:.2f} | {res.errors} | {cpu} |")
+    lines += ["", f"Highest rate held (achieved >= 99 % of the rate asked, p99 <= {HELD_P99_MS:g} ms, "
+              "no errors):", "", "| target | held | ratio to " + next(iter(runs)) + " |", "|---|---:|---:|"]
+    first = held(next(iter(runs.values())))
+    for target, by_rate in runs.items():
+        h = held(by_rate)
+        ratio = f"{first / h:.1f}x" if h and first and target != next(iter(runs)) else "-"
+        lines.append(f"| {target} | {h if h else 'none'} req/s | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    results = Path(argv[1]) if len(argv) > 1 else HERE / "results"
+    runs = load(results)
+    if not runs:
+        print(f"no saved runs under {results}/<target>/R<rate>.txt: run the sweep first", file=sys.stderr)
+        return 1
+    made = plot(results, runs)
+    (results / "summary.md").write_text(summary(runs))
+    for path in made + [results / "summary.md"]:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,227 @@
+"""A constant-throughput latency sweep: every rate against every server.
+
+For each rate in RATES and each target in TARGETS (interleaved, so the
+servers share the machine's noise), run the wrk2 generator (loadtest/wrk2:
+constant rate, latency from each request's intended send time) and save its
+whole output, percentile spectrum included, as RESULTS/<target>/R<rate>.txt,
+with the CPU time it cost beside it in R<rate>.json.
+
+    python3 sweep.py                      # settings from the environment
+    python3 sweep.py --rates 2000,4000 --duration 15s --targets bjoern=http://127.0.0.1:9000
+
+Settings (flag, environment variable, default):
+  --rates        RATES        sized for the machine: see default_rates()
+  --duration     DURATION     20s (wrk2 drops its first 10 s as calibration)
+  --connections  CONNECTIONS  64
+  --threads      THREADS      1
+  --targets      TARGETS      bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000
+                              granian=http://nginx-granian:9000 (name=base URL, space or comma separated)
+  --cpu-groups   CPU_GROUPS   name=container-id,... per line or space (see cpu.py); optional
+  --results      RESULTS      results
+  --body         BODY         a form-encoded review (text=...)
+
+A target that does not answer GET /readyz is left out (with a message); a
+target that cannot hold a rate (achieved < 90 % of it, or p99 over
+SATURATED_P99_MS) is not driven at higher rates: the sweep would only
+measure its queue and lose minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import cpu  # noqa: E402
+import hdr  # noqa: E402
+
+DEFAULT_TARGETS = ("bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000 "
+                   "granian=http://nginx-granian:9000")
+# The seed article's review sentence, form-encoded as its wrk2 runs sent it.
+DEFAULT_BODY = "text=" + urllib.request.quote(
+    "I bought this for my husband who plays the piano. He is having a wonderful time playing "
+    "these old hymns. The music is at times hard to read because we think the book was "
+    "published for singing from more than playing from.", safe="")
+SATURATED_P99_MS = 1000.0
+
+
+def default_rates(cores: int) -> list[int]:
+    """From well below to past what `cores` cores can serve (about 15k req/s a core
+    for the whole path, generator included, on the machine RESULTS.md describes)."""
+    per_core = [1000, 2000, 4000, 6000, 8000, 10000, 12500, 15000]
+    return [r * cores for r in per_core]
+
+
+def parse_targets(text: str) -> dict[str, str]:
+    targets = {}
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        name, sep, url = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not url.startswith("http"):
+            raise SystemExit(f"bad target {item!r}: want name=http://host:port")
+        targets[name] = url.rstrip("/")
+    if not targets:
+        raise SystemExit("no targets")
+    return targets
+
+
+def parse_rates(text: str) -> list[int]:
+    rates = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if item:
+            m = re.fullmatch(r"(\d+(?:\.\d+)?)([kK]?)", item)
+            if not m:
+                raise SystemExit(f"bad rate {item!r}: want e.g. 2000 or 2k")
+            rates.append(int(float(m[1]) * (1000 if m[2] else 1)))
+    if not rates or min(rates) <= 0:
+        raise SystemExit("no rates")
+    return sorted(set(rates))
+
+
+def seconds(duration: str) -> int:
+    m = re.fullmatch(r"(\d+)([smh]?)", duration)
+    if not m:
+        raise SystemExit(f"bad duration {duration!r}: want e.g. 20s or 2m")
+    return int(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def ready(url: str) -> str | None:
+    """None when GET url/readyz answers 200, else why not."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=3) as r:
+            return None if r.status == 200 else f"HTTP {r.status}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+class Progress:
+    """Says every `every` seconds that a long run is still going."""
+
+    def __init__(self, label: str, total_s: int, every: float = 10.0):
+        self.label, self.total_s, self.every = label, total_s, every
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self):
+        start = time.monotonic()
+        while not self.done.wait(self.every):
+            print(f"      ... {self.label}: {time.monotonic() - start:.0f}/{self.total_s} s",
+                  flush=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) -> dict:
+    out_dir = Path(args.results) / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(HERE / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
+           f"-d{args.duration}", f"-R{rate}", "-L", url + "/inferreview", args.body]
+    mine = {g: ids for g, ids in groups.items() if g.split("-")[0] == name}
+    cpu_before = {g: cpu.usage_s(ids) for g, ids in mine.items()}
+    gen_before, wall = children_cpu_s(), time.monotonic()
+    total = seconds(args.duration)
+    with Progress(f"{name} @ {rate} req/s", total):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=total + 120)
+    wall, gen_s = time.monotonic() - wall, children_cpu_s() - gen_before
+    (out_dir / f"R{rate}.txt").write_text(proc.stdout)
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk2 failed ({proc.returncode}) on {name} @ {rate}: {proc.stderr.strip()}")
+    res = hdr.parse(proc.stdout)
+    # Every response the generator counted, over the whole run, for CPU per request.
+    requests_all = res.requests or 0
+    info = {
+        "target": name, "url": url, "rate": rate, "duration": args.duration,
+        "connections": args.connections, "threads": args.threads,
+        "achieved": res.requests_per_sec, "errors": res.errors,
+        "wall_s": round(wall, 3), "requests": requests_all,
+        "cpu_us_per_request": {},
+    }
+    if requests_all:
+        info["cpu_us_per_request"]["wrk2"] = round(gen_s / requests_all * 1e6, 2)
+        for g, ids in mine.items():
+            after = cpu.usage_s(ids)
+            if after is not None and cpu_before[g] is not None:
+                info["cpu_us_per_request"][g.split("-", 1)[1]] = round(
+                    (after - cpu_before[g]) / requests_all * 1e6, 2)
+    (out_dir / f"R{rate}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info | {"result": res}
+
+
+def main(argv=None) -> int:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default=env("RATES") or None)
+    p.add_argument("--duration", default=env("DURATION") or "20s")
+    p.add_argument("--connections", type=int, default=int(env("CONNECTIONS") or 64))
+    p.add_argument("--threads", type=int, default=int(env("THREADS") or 1))
+    p.add_argument("--targets", default=env("TARGETS") or DEFAULT_TARGETS)
+    p.add_argument("--cpu-groups", default=env("CPU_GROUPS") or "")
+    p.add_argument("--results", default=env("RESULTS") or str(HERE / "results"))
+    p.add_argument("--body", default=env("BODY") or DEFAULT_BODY)
+    args = p.parse_args(argv)
+
+    rates = parse_rates(args.rates) if args.rates else default_rates(os.cpu_count() or 1)
+    seconds(args.duration)
+    if args.connections < args.threads:
+        raise SystemExit("CONNECTIONS must be >= THREADS")
+    groups = cpu.parse_groups(args.cpu_groups)
+    targets = {}
+    for name, url in parse_targets(args.targets).items():
+        why = ready(url)
+        if why is None:
+            targets[name] = url
+        else:
+            print(f"leaving out {name}: {url}/readyz does not answer ({why})", flush=True)
+    if not targets:
+        raise SystemExit("no target answers /readyz: is the stack up (make up)?")
+
+    runs = len(rates) * len(targets)
+    print(f"sweep: {len(targets)} targets x {len(rates)} rates ({', '.join(map(str, rates))} req/s), "
+          f"{args.duration} each, -t{args.threads} -c{args.connections}: "
+          f"at most {runs * seconds(args.duration) / 60:.1f} min", flush=True)
+    saturated: dict[str, int] = {}
+    n = 0
+    for rate in rates:
+        for name, url in targets.items():
+            n += 1
+            if name in saturated:
+                print(f"[{n}/{runs}] {name} @ {rate}: skipped (could not hold {saturated[name]})",
+                      flush=True)
+                continue
+            print(f"[{n}/{runs}] {name} @ {rate} req/s for {args.duration}", flush=True)
+            info = run_one(name, url, rate, args, groups)
+            res = info.pop("result")
+            p99 = res.percentile(99) if res.spectrum else float("inf")
+            cpu_text = " ".join(f"{k} {v:g}" for k, v in info["cpu_us_per_request"].items())
+            print(f"      achieved {info['achieved'] or 0:.0f} req/s, p50 {res.percentile(50):.2f} ms, "
+                  f"p99 {p99:.2f} ms, errors {info['errors']}; CPU us/request: {cpu_text}",
+                  flush=True)
+            if (info["achieved"] or 0) < 0.9 * rate or p99 > SATURATED_P99_MS:
+                saturated[name] = rate
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""End to end: `make loadtest` from the host, short and slow: the compose stack
+with its peers (gunicorn, granian), the wrk2 container, the saved spectra, the
+plots and the summary. Then a 1 s stall of the workers during a run must show
+in the corrected high percentiles, as it does with the real wrk2."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ..conftest import ROOT
+from .test_compose import PROJECT, WORKERS, containers, inspect, run
+
+sys.path.insert(0, str(ROOT / "loadtest"))
+import hdr  # noqa: E402
+
+TARGETS = ["bjoern", "gunicorn", "granian"]
+RATES = [300, 600]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use (`make local-down`?)"
+    results = tmp_path_factory.mktemp("loadtest-results")
+    env = {**os.environ, "WORKERS": str(WORKERS), "RATES": " ".join(map(str, RATES)),
+           "DURATION": "4s", "CONNECTIONS": "8", "THREADS": "2", "LOADTEST_RESULTS": str(results)}
+    try:
+        done = subprocess.run(["make", "loadtest"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=1500)
+        assert done.returncode == 0, f"make loadtest:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        yield results, done.stdout
+    finally:
+        subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+
+
+def test_every_target_and_rate_saved_with_its_cpu(sweep):
+    results, _ = sweep
+    for target in TARGETS:
+        for rate in RATES:
+            r = hdr.parse_file(results / target / f"R{rate}.txt")
+            assert (r.threads, r.connections, r.duration) == (2, 8, "4s")
+            assert r.url == f"http://nginx{'' if target == 'bjoern' else '-' + target}:9000/inferreview"
+            assert r.spectrum and r.total_count == r.requests
+            assert r.errors == 0
+            # the generator holds the rate asked (the servers keep up easily here)
+            assert r.requests_per_sec == pytest.approx(rate, rel=0.01)
+            info = json.loads((results / target / f"R{rate}.json").read_text())
+            assert info["rate"] == rate and info["requests"] == r.requests
+            assert set(info["cpu_us_per_request"]) == {"wrk2", "workers", "nginx"}
+            assert all(v > 0 for v in info["cpu_us_per_request"].values()), info
+
+
+def test_plots_and_summary(sweep):
+    results, _ = sweep
+    pngs = [f"latency-{t}.png" for t in TARGETS] + [f"compare-R{r}.png" for r in RATES]
+    for name in pngs:
+        assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    summary = (results / "summary.md").read_text()
+    for target in TARGETS:
+        for rate in RATES:
+            assert f"| {target} | {rate} | {rate} |" in summary
+    assert "Highest rate held" in summary
+
+
+def test_progress_is_shown(sweep):
+    _, out = sweep
+    runs = len(TARGETS) * len(RATES)
+    for i in range(1, runs + 1):
+        assert f"[{i}/{runs}]" in out
+    assert "wrote " in out and "summary.md" in out
+
+
+def test_a_stall_shows_in_the_corrected_percentiles(sweep):
+    """Both workers stopped (SIGSTOP) for 1 s, 2.5 s into a 7 s run at 500 req/s:
+    the requests that should have gone out during the stall count from their
+    intended send time, so p99.9 is about the stall (1 s) and p99 near it. A
+    generator that measured from the actual send would show a few ms."""
+    pids = [inspect(c)["State"]["Pid"] for c in containers("worker")]
+    assert len(pids) == WORKERS
+    out = {}
+
+    def load():
+        out["run"] = run("docker", "compose", "--project-name", PROJECT, "--profile", "loadtest",
+                         "run", "--rm", "--entrypoint", "/loadtest/wrk2", "wrk2",
+                         "-t1", "-c16", "-d7s", "-R500", "-L", "--record-all",
+                         "http://nginx:9000/inferreview", "text=I+love+this+product.", timeout=120)
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not containers("wrk2") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert containers("wrk2"), "the wrk2 container did not start"
+        time.sleep(2.5)
+        for pid in pids:
+            os.kill(pid, 19)  # SIGSTOP
+        time.sleep(1.0)
+    finally:
+        for pid in pids:
+            os.kill(pid, 18)  # SIGCONT
+        t.join()
+    r = hdr.parse(out["run"].stdout)
+    assert r.errors == 0
+    assert r.requests_per_sec == pytest.approx(500, rel=0.01)
+    assert r.percentile(50) < 50
+    assert r.percentile(99) > 500
+    assert 800 < r.percentile(99.9) < 1600
