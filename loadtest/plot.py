@@ -6,8 +6,10 @@ Writes into RESULTS:
   latency-<target>.png   latency by percentile, one line per rate
   compare-R<rate>.png    every target at one rate (bjoern vs gunicorn vs granian)
   summary.md             rate asked/achieved, p50/p90/p99/p99.9/max, errors,
-                         CPU per request, and the highest rate each target held
-                         at p99 <= HELD_P99_MS, with ratios to the first target
+                         CPU per request, and side by side: the highest rate
+                         each target kept up with, the highest at p99 <=
+                         HELD_P99_MS, worker CPU per request at a common rate,
+                         with ratios to the first target (bjoern)
 
 The percentile axis is 1/(1-p) on a log scale, as HdrHistogram plots are drawn,
 so the tail (99 %, 99.9 %, ...) gets as much room as the median.
@@ -110,16 +112,25 @@ def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
     return made
 
 
-def held(by_rate: dict[int, dict]) -> int | None:
-    """The highest rate held: achieved >= 99 % of it, p99 <= HELD_P99_MS, no errors."""
-    ok = [r for r, run in by_rate.items()
-          if (run["result"].requests_per_sec or 0) >= 0.99 * r
-          and run["result"].percentile(99) <= HELD_P99_MS and run["result"].errors == 0]
+def _kept_up(run: dict, rate: int) -> bool:
+    res = run["result"]
+    return (res.requests_per_sec or 0) >= 0.99 * rate and res.errors == 0
+
+
+def held(by_rate: dict[int, dict], p99_ms: float | None = HELD_P99_MS) -> int | None:
+    """The highest rate kept up with (achieved >= 99 % of it, no errors) and,
+    unless p99_ms is None, with p99 <= p99_ms."""
+    ok = [r for r, run in by_rate.items() if _kept_up(run, r)
+          and (p99_ms is None or run["result"].percentile(99) <= p99_ms)]
     return max(ok) if ok else None
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
 def summary(runs: dict[str, dict[int, dict]]) -> str:
-    lines = [f"# Load-test summary\n", f"{_settings(runs)}.\n",
+    lines = ["# Load-test summary\n", f"{_settings(runs)}.\n",
              "| target | rate asked | achieved | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
              "| errors | CPU us/request |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -134,13 +145,26 @@ def summary(runs: dict[str, dict[int, dict]]) -> str:
                 f"| {target} | {rate} | {res.requests_per_sec or 0:.0f} | {res.percentile(50):.2f} "
                 f"| {res.percentile(90):.2f} | {res.percentile(99):.2f} | {res.percentile(99.9):.2f} "
                 f"| {res.spectrum[-1].value_ms:.2f} | {res.errors} | {cpu} |")
-    lines += ["", f"Highest rate held (achieved >= 99 % of the rate asked, p99 <= {HELD_P99_MS:g} ms, "
-              "no errors):", "", "| target | held | ratio to " + next(iter(runs)) + " |", "|---|---:|---:|"]
-    first = held(next(iter(runs.values())))
+    first_name = next(iter(runs))
+    first = runs[first_name]
+    # The rate every target kept up with, to compare CPU at the same load.
+    common = [r for r in rates if all(r in b and _kept_up(b[r], r) for b in runs.values())]
+    at = max(common) if common else None
+    lines += ["", "Side by side (ratios: the first target's figure over the other's, "
+              "or the other's CPU over the first's; above 1 means the first is better):", "",
+              f"| target | highest rate kept up (achieved >= 99 %, no errors) | ratio "
+              f"| highest rate at p99 <= {HELD_P99_MS:g} ms | ratio "
+              f"| worker CPU us/request at {at or '-'} req/s | ratio |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    def worker_cpu(by_rate):
+        return by_rate[at].get("cpu_us_per_request", {}).get("workers") if at else None
     for target, by_rate in runs.items():
-        h = held(by_rate)
-        ratio = f"{first / h:.1f}x" if h and first and target != next(iter(runs)) else "-"
-        lines.append(f"| {target} | {h if h else 'none'} req/s | {ratio} |")
+        k, h, c = held(by_rate, None), held(by_rate), worker_cpu(by_rate)
+        same = target == first_name
+        lines.append(
+            f"| {target} | {k or 'none'} | {'-' if same else _ratio(held(first, None), k)} "
+            f"| {h or 'none'} | {'-' if same else _ratio(held(first), h)} "
+            f"| {c if c is not None else '-'} | {'-' if same else _ratio(c, worker_cpu(first))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -65,7 +65,7 @@ def test_plots_and_summary(sweep):
     for target in TARGETS:
         for rate in RATES:
             assert f"| {target} | {rate} | {rate} |" in summary
-    assert "Highest rate held" in summary
+    assert "Side by side" in summary and "highest rate kept up" in summary
 
 
 def test_progress_is_shown(sweep):
