@@ -1,0 +1,107 @@
+"""Where a worker's time goes, one request at a time, without network or server.
+
+    .venv/bin/python loadtest/microbench.py [--n 20000] [--repeat 5] [--model PATH]
+
+Calls the WSGI app in-process with the load test's request (POST
+/inferreview, form body) and, beside it, each part of that path alone
+(form parsing, normalisation, fastText, JSON encoding, Falcon on a GET), and
+prints the best of `repeat` rounds in µs per call. The Python side of a
+request only: the kernel's share (sockets, wake-ups) shows in the load test.
+Run it before and after a change, in one go, on the same machine; the tests
+run it briefly to keep it working, never to time it.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtest"))
+
+from sweep import DEFAULT_BODY  # noqa: E402
+
+BODY = DEFAULT_BODY.encode()
+
+
+def environ(method: str, path: str, body: bytes = b"") -> dict:
+    return {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "bench",
+        "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "CONTENT_TYPE": "application/x-www-form-urlencoded" if body else "",
+        "CONTENT_LENGTH": str(len(body)) if body else "", "HTTP_HOST": "bench",
+    }
+
+
+def wsgi_call(app, method, path, body=b""):
+    status = []
+    env = environ(method, path, body)
+
+    def start_response(s, headers, exc_info=None):
+        status.append(s)
+
+    def call():
+        env["wsgi.input"] = io.BytesIO(body)
+        out = b"".join(app(env, start_response))
+        return out
+
+    return call, status
+
+
+def best_us(fn, n: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n * 1e6)
+    return best
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--model", default=str(ROOT / "models" / "amazon_review_full.ftz"))
+    args = p.parse_args(argv)
+
+    from app.classifier import Classifier
+    from app.media import StrictFormHandler, dumps
+    from app.wsgi import create_app
+
+    classifier = Classifier.load(args.model)
+    app = create_app(classifier)
+    form = StrictFormHandler()
+    text = parse_qs(BODY.decode())["text"][0]
+    normalized = classifier.normalize(text)
+
+    post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
+    health, health_status = wsgi_call(app, "GET", "/healthz")
+    post(), health()
+    assert post_status[-1].startswith("200") and health_status[-1].startswith("200"), (post_status, health_status)
+
+    parts = [
+        ("POST /inferreview through the WSGI app", post),
+        ("  form parsing (the app's handler)", lambda: form._deserialize(BODY)),
+        ("  form parsing (the standard library's parse_qs)",
+         lambda: parse_qs(BODY.decode("ascii"), keep_blank_values=True)),
+        ("  normalisation", lambda: classifier.normalize(text)),
+        ("  fastText predict (normalised text)", lambda: classifier._model.predict(normalized, 1, 0.0)),
+        ("  Classifier.predict (normalise + predict)", lambda: classifier.predict(text)),
+        ("  JSON encoding (ujson)", lambda: dumps({"5 star": 0.8846760988235474})),
+        ("GET /healthz through the WSGI app (Falcon's floor)", health),
+    ]
+    print(f"{'part':52} {'us/call':>9}   (best of {args.repeat} x {args.n})")
+    for name, fn in parts:
+        print(f"{name:52} {best_us(fn, args.n, args.repeat):9.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The worker micro-benchmark (loadtest/microbench.py) keeps running: a few
+calls of each part with the real model. No timing is asserted here; the
+figures come from running it by hand and from the load test."""
+
+import sys
+
+from .conftest import ROOT
+
+
+def test_microbench_runs_every_part(real_model_path, capsys):
+    sys.path.insert(0, str(ROOT / "loadtest"))
+    import microbench
+
+    assert microbench.main(["--n", "20", "--repeat", "1", "--model", str(real_model_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("part")
+    figures = {line[:52].strip(): float(line[52:]) for line in lines[1:]}
+    assert len(figures) == 8 and all(v > 0 for v in figures.values()), figures
+    assert "POST /inferreview through the WSGI app" in figures
