@@ -18,30 +18,36 @@ Which preprocessing a model needs is a property of the model: its manifest
 names one of ``PREPROCESSORS``.
 """
 
-import re
-
-# The sed script's rules, in two translate passes around the `<br />` rule, so
-# that the order in which sed applies them is kept: deleting `"` can make a
-# `<br />` (which sed then removes), while `;`/`:` becoming spaces comes after
-# it (so `<br;/>` must survive).
-_BEFORE_BR = {ord(c): f" {c} " for c in "'.,()!?"}
-_BEFORE_BR[ord('"')] = None
-_CONTROL = {c: " " for c in [*range(0x20), 0x7F]}
-_AFTER_BR = {ord(";"): " ", ord(":"): " ", **_CONTROL}
-
-# `tr -s " "` squeezes spaces only; other white space (e.g. U+00A0) is part of a
-# token for fastText, so it must be kept as it is.
-_SPACES = re.compile(" {2,}")
+# sed's rules, applied with str.replace, one C pass each and skipped when the
+# character is absent: 3.6x faster than str.translate with multi-character
+# replacements and a regex (2.95 vs 10.8 us on the load test's review). The
+# order that matters is sed's: deleting `"` can make a `<br />` (which sed then
+# removes), and `;`/`:` become spaces only after it (so `<br;/>` survives).
+# The characters spaced out first do not occur in `<br />`, so doing them
+# before it changes nothing.
+_SURROUND = tuple((c, f" {c} ") for c in "'.,()!?")
+_CONTROL = str.maketrans({c: " " for c in [*range(0x20), 0x7F]})
 
 
 def normalize_classification_results(text: str) -> str:
-    text = text.lower().translate(_BEFORE_BR).replace("<br />", " ")
-    return _SPACES.sub(" ", text.translate(_AFTER_BR)).strip(" ")
+    text = text.lower()
+    for char, spaced in _SURROUND:
+        if char in text:
+            text = text.replace(char, spaced)
+    if '"' in text:
+        text = text.replace('"', "")
+    if "<br />" in text:
+        text = text.replace("<br />", " ")
+    text = text.replace(";", " ").replace(":", " ").translate(_CONTROL)
+    # `tr -s " "` squeezes spaces only; other white space (e.g. U+00A0) is part
+    # of a token for fastText, so split on " " alone. Ends are stripped too.
+    return " ".join(filter(None, text.split(" ")))
 
 
 def normalize_none(text: str) -> str:
     """Raw text, only with control characters made spaces (fastText rejects ``\\n``)."""
     return text.translate(_CONTROL)
+
 
 PREPROCESSORS = {
     "fasttext-classification-results": normalize_classification_results,
