@@ -13,6 +13,8 @@ BAD_INPUTS = [
     ("text twice", "POST", "/inferreview", FORM, b"text=a&text=b", 400),
     ("form not ascii", "POST", "/inferreview", FORM, "text=caf\u00e9".encode(), 400),
     ("percent-encoded invalid utf-8", "POST", "/inferreview", FORM, b"text=%ff%fe", 400),
+    ("invalid utf-8 after valid", "POST", "/inferreview", FORM, b"text=caf%C3%A9+%e2%82", 400),
+    ("invalid utf-8 in another field", "POST", "/inferreview", FORM, b"text=ok&x%ff=1", 400),
     ("too many form fields", "POST", "/inferreview", FORM, b"a&" * 500 + b"text=x", 400),
     ("malformed json", "POST", "/inferreview", JSON, b'{"text": ', 400),
     ("json invalid utf-8", "POST", "/inferreview", JSON, b'{"text": "\xff\xfe"}', 400),

@@ -32,6 +32,18 @@ def test_seed_contract_form_body(tiny_client):
     assert result.headers["content-type"].startswith("application/json")
 
 
+def test_form_body_decoding(tiny_client, tiny_classifier):
+    """Percent-encoding, `+` for spaces, and a U+FFFD the client really sent
+    (%EF%BF%BD) are read as the standard library reads them."""
+    for body, text in [("caf%C3%A9+%E2%82%AC+5", "caf\u00e9 \u20ac 5"),
+                       ("I+love+it%2C+excellent%21", "I love it, excellent!"),
+                       ("odd+%EF%BF%BD+char", "odd \ufffd char")]:
+        result = post_form(tiny_client, body)
+        assert result.status_code == 200, (body, result.text)
+        ((label, probability),) = tiny_classifier.predict(text)
+        assert result.json == {label: probability}
+
+
 def test_json_body_text_and_review(tiny_client, tiny_classifier):
     by_text = tiny_client.simulate_post("/inferreview", json={"text": "Great , I love it"})
     by_review = tiny_client.simulate_post("/inferreview", json={"title": "Great", "body": "I love it"})
