@@ -73,6 +73,8 @@ class Classifier:
         self.normalize = PREPROCESSORS[manifest.preprocessing]
         raw_labels = model.get_labels()
         self.labels = [self._display(label) for label in raw_labels]
+        # Shown labels by fastText's, so a prediction costs a dict lookup, not a format().
+        self._shown = dict(zip(raw_labels, self.labels))
 
     @classmethod
     def load(cls, model_path: str | Path, manifest_path: str | Path | None = None) -> "Classifier":
@@ -121,14 +123,17 @@ class Classifier:
         The text must be encodable as UTF-8 (no lone surrogates); callers
         check that, since fastText's binding rejects it with a TypeError.
         """
-        labels, probs = self._model.predict(self.normalize(text), k, threshold)
-        return [(self._display(label), float(p)) for label, p in zip(labels, probs)]
+        # fastText's own binding, not its Python wrapper: the wrapper checks for
+        # "\n" (the normalisers never leave one) and builds a numpy array for
+        # one float, which is a fifth of the call (4.9 -> 4.0 us).
+        pairs = self._model.f.predict(self.normalize(text) + "\n", k, threshold, "strict")
+        return [(self._shown[label], p) for p, label in pairs]
 
     def predict_many(self, texts: list[str], k: int = 1, threshold: float = 0.0) -> list[list[tuple[str, float]]]:
         normalized = [self.normalize(t) for t in texts]
         all_labels, all_probs = self._model.predict(normalized, k, threshold)
         return [
-            [(self._display(label), float(p)) for label, p in zip(labels, probs)]
+            [(self._shown[label], float(p)) for label, p in zip(labels, probs)]
             for labels, probs in zip(all_labels, all_probs)
         ]
 
