@@ -12,7 +12,9 @@ COPY nginx/nginx.conf nginx/render-upstream.sh /etc/reviewrating/
 COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
 USER proxy-user
 EXPOSE 9000
+# /readyz by bash's /dev/tcp, as in the worker image (curl: 22 ms of the
+# container's CPU a check, bash 17 ms; most of either is `docker exec` itself).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9000/readyz"]
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9000 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r status <&3 && [[ $status == HTTP/1.?\\ 200\\ * ]]"]
 STOPSIGNAL SIGQUIT
 ENTRYPOINT ["/usr/local/bin/nginx-entrypoint"]
