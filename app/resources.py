@@ -6,6 +6,7 @@ import falcon
 
 from .classifier import Classifier
 from .config import Limits
+from .media import dumps
 from .normalize import review_text
 
 
@@ -177,3 +178,14 @@ class Metrics:
         ]
         resp.content_type = "text/plain; version=0.0.4"
         resp.text = "\n".join(lines) + "\n"
+
+
+class OpenAPI:
+    """GET /openapi.json: the API described (app/openapi.py), encoded once."""
+
+    def __init__(self, document: dict):
+        self.body = dumps(document)
+
+    def on_get(self, req, resp):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = self.body

@@ -6,6 +6,7 @@ from . import resources
 from .classifier import Classifier
 from .config import Limits, Settings
 from .media import JSON_HANDLER, StrictFormHandler, json_error_serializer
+from .openapi import openapi
 
 
 def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None) -> falcon.App:
@@ -23,6 +24,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
     app.add_route("/metrics", resources.Metrics(classifier, lifecycle))
+    app.add_route("/openapi.json", resources.OpenAPI(openapi(limits, classifier.labels)))
     return app
 
 

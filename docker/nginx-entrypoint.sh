@@ -8,8 +8,8 @@
 # restarted elsewhere), it rewrites the list and reloads nginx gracefully.
 #
 # Env: WORKER_HOST (worker), WORKER_PORT (8000), WORKERS (how many to wait
-# for at start, default 1), NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file
-# system is read-only).
+# for at start, default 1), NGINX_WORKER_PROCESSES (auto: one per core),
+# NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file system is read-only).
 set -eu
 WORKER_HOST="${WORKER_HOST:-worker}"
 WORKER_PORT="${WORKER_PORT:-8000}"
@@ -28,7 +28,8 @@ render() {
 }
 
 mkdir -p "$RUN_DIR/tmp"
-cp "$CONF/nginx.conf" "$RUN_DIR/nginx.conf"
+sed "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
+    "$CONF/nginx.conf" > "$RUN_DIR/nginx.conf"
 
 waited=0
 addresses="$(resolve)"

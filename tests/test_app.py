@@ -154,3 +154,21 @@ def test_metrics_in_prometheus_text(tiny_classifier):
     assert "\nworker_requests_total 41\n" in result.text
     assert "\nworker_draining 0\n" in result.text
     assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in result.text
+
+
+def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tiny_classifier):
+    result = tiny_client.simulate_get("/openapi.json")
+    assert result.status_code == 200 and result.headers["content-type"] == "application/json"
+    doc = result.json
+    assert doc["openapi"].startswith("3.0")
+    assert set(doc["paths"]) == {"/inferreview", "/v1/predict", "/v1/model", "/healthz", "/readyz",
+                                 "/metrics", "/openapi.json"}
+    for path, methods in doc["paths"].items():  # every documented operation exists
+        for method in methods:
+            assert tiny_client.simulate_request(method.upper(), path).status_code not in (404, 405), path
+    predict = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert predict["properties"]["texts"]["maxItems"] == TEST_LIMITS.max_batch
+    assert predict["properties"]["k"]["maximum"] == len(tiny_classifier.labels)
+    answer = doc["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    label = answer["properties"]["predictions"]["items"]["items"]["properties"]["label"]
+    assert label["enum"] == tiny_classifier.labels
