@@ -5,6 +5,7 @@ are the ones the worker enforces. tests/e2e fuzzes the running stack from it
 (schemathesis): no 5xx, every answer of the documented status and shape.
 """
 
+from .classifier import MAX_PROBABILITY
 from .config import Limits
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -44,7 +45,7 @@ def openapi(limits: Limits, labels: list[str]) -> dict:
                     "200": {"description": "`{label: probability}`", "content": {"application/json": {
                         "schema": {"type": "object", "minProperties": 1, "maxProperties": 1,
                                    "additionalProperties": {"type": "number", "minimum": 0,
-                                                            "maximum": 1.000001}}}}},
+                                                            "maximum": MAX_PROBABILITY}}}}},
                     **_errors(400, 413, 415),
                 },
             }},
@@ -68,7 +69,7 @@ def openapi(limits: Limits, labels: list[str]) -> dict:
                                         "properties": {
                                             "label": {"type": "string", "enum": labels},
                                             "probability": {"type": "number", "minimum": 0,
-                                                            "maximum": 1.000001}}}}}}}}}},
+                                                            "maximum": MAX_PROBABILITY}}}}}}}}}},
                     **_errors(400, 413, 415, 422),
                 },
             }},

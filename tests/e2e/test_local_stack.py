@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -186,3 +187,21 @@ def test_accuracy_over_http_equals_fasttext_test(name, published):
     # and review by review, the label fastText's CLI gives the normalised text
     assert served == fasttext_cli_labels(shared_file("data", f"{name}.ft.txt"))
     print(f"{name}: {len(rows)} reviews over HTTP, accuracy {accuracy:.4f} (fasttext test P@1 {precision})")
+
+
+def test_fuzzing_from_the_openapi_document():
+    """schemathesis generates requests from /openapi.json (valid and invalid
+    bodies, odd methods) and checks every answer: no 5xx, a documented status,
+    content type, headers and body shape. Bounded by a case count and a fixed
+    seed, so a failure reproduces; no worker may die on the way."""
+    before = worker_pids()
+    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,"
+              "response_headers_conformance,response_schema_conformance,unsupported_method")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "schemathesis"), "run", f"{BASE}/openapi.json",
+         "--checks", checks, "--max-examples", "100", "--seed", "20261125",
+         "--request-timeout", "10", "--output-truncate", "true"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1]
+    assert worker_pids() == before
