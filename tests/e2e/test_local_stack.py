@@ -189,7 +189,7 @@ def test_accuracy_over_http_equals_fasttext_test(name, published):
     print(f"{name}: {len(rows)} reviews over HTTP, accuracy {accuracy:.4f} (fasttext test P@1 {precision})")
 
 
-def test_fuzzing_from_the_openapi_document():
+def test_fuzzing_from_the_openapi_document(tmp_path):
     """schemathesis generates requests from /openapi.json (valid and invalid
     bodies, odd methods) and checks every answer: no 5xx, a documented status,
     content type, headers and body shape. Bounded by a case count and a fixed
@@ -201,7 +201,7 @@ def test_fuzzing_from_the_openapi_document():
         [str(Path(sys.executable).parent / "schemathesis"), "run", f"{BASE}/openapi.json",
          "--checks", checks, "--max-examples", "100", "--seed", "20261125",
          "--request-timeout", "10", "--output-truncate", "true"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache goes there
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1]
     assert worker_pids() == before
