@@ -8,6 +8,7 @@ from .classifier import Classifier
 from .config import Limits
 from .media import dumps
 from .normalize import review_text
+from .stats import Stats
 
 
 def _reject_oversized(req: falcon.Request, limits: Limits):
@@ -47,9 +48,10 @@ def _review(item, limits: Limits, where: str, error) -> str:
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
-    def __init__(self, classifier: Classifier, limits: Limits):
+    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats):
         self.classifier = classifier
         self.limits = limits
+        self.stats = stats
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
         _reject_oversized(req, self.limits)
@@ -74,6 +76,7 @@ class InferReview:
             raise falcon.HTTPBadRequest(title="Missing text", description="send a form field or JSON key `text`")
         text = _review(item, self.limits, where, falcon.HTTPBadRequest)
         label, probability = self.classifier.predict(text, k=1)[0]
+        self.stats.predicted(label)
         resp.media = {label: probability}
 
 
@@ -83,9 +86,10 @@ class Predict:
     Body: {"texts": ["...", {"title": "...", "body": "..."}], "k": 1, "threshold": 0.0}
     """
 
-    def __init__(self, classifier: Classifier, limits: Limits):
+    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats):
         self.classifier = classifier
         self.limits = limits
+        self.stats = stats
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
         _reject_oversized(req, self.limits)
@@ -111,6 +115,9 @@ class Predict:
             raise invalid(title="Invalid request", description="`threshold` must be a number from 0 to 1")
         reviews = [_review(t, self.limits, f"texts[{i}]", invalid) for i, t in enumerate(texts)]
         predictions = self.classifier.predict_many(reviews, k=k, threshold=float(threshold))
+        for labels in predictions:
+            if labels:
+                self.stats.predicted(labels[0][0])
         resp.media = {
             "predictions": [
                 [{"label": label, "probability": p} for label, p in labels] for labels in predictions
@@ -160,9 +167,10 @@ class Metrics:
     (or asking each one, as the tests do) shows how nginx spreads the load.
     """
 
-    def __init__(self, classifier: Classifier, lifecycle=None):
+    def __init__(self, classifier: Classifier, lifecycle=None, stats: Stats | None = None):
         self.sha256 = classifier.sha256
         self.lifecycle = lifecycle
+        self.stats = stats
 
     def on_get(self, req, resp):
         lines = [
@@ -175,6 +183,7 @@ class Metrics:
             "# HELP worker_model_info The model being served.",
             "# TYPE worker_model_info gauge",
             f'worker_model_info{{sha256="{self.sha256}"}} 1',
+            *(self.stats.prometheus() if self.stats else []),
         ]
         resp.content_type = "text/plain; version=0.0.4"
         resp.text = "\n".join(lines) + "\n"

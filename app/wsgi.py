@@ -7,9 +7,15 @@ from .classifier import Classifier
 from .config import Limits, Settings
 from .media import JSON_HANDLER, StrictFormHandler, json_error_serializer
 from .openapi import openapi
+from .stats import Stats
 
 
-def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None) -> falcon.App:
+def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None,
+               stats: Stats | None = None) -> falcon.App:
+    """The Falcon app. `stats` receives the predictions and feeds /metrics;
+    statuses and latencies reach it only through `stats.wrap(app)`, as
+    `get_app()` returns it."""
+    stats = stats if stats is not None else Stats()
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -18,17 +24,20 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     app.set_error_serializer(json_error_serializer)
 
-    app.add_route("/inferreview", resources.InferReview(classifier, limits))
-    app.add_route("/v1/predict", resources.Predict(classifier, limits))
+    app.add_route("/inferreview", resources.InferReview(classifier, limits, stats))
+    app.add_route("/v1/predict", resources.Predict(classifier, limits, stats))
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
-    app.add_route("/metrics", resources.Metrics(classifier, lifecycle))
+    app.add_route("/metrics", resources.Metrics(classifier, lifecycle, stats))
     app.add_route("/openapi.json", resources.OpenAPI(openapi(limits, classifier.labels)))
     return app
 
 
-def get_app(settings: Settings | None = None, lifecycle=None) -> falcon.App:
+def get_app(settings: Settings | None = None, lifecycle=None):
+    """The WSGI callable a server runs (bjoern here; gunicorn and granian in
+    the load test): the app from the environment's settings, counted for /metrics."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
-    return create_app(classifier, settings.limits, lifecycle)
+    stats = Stats()
+    return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))

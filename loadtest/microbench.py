@@ -81,6 +81,11 @@ def main(argv=None) -> int:
     text = parse_qs(BODY.decode())["text"][0]
     normalized = classifier.normalize(text)
 
+    from app.stats import Stats
+
+    counted = Stats()
+    counted_post, _ = wsgi_call(counted.wrap(create_app(classifier, stats=counted)), "POST",
+                                "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
     health, health_status = wsgi_call(app, "GET", "/healthz")
     post(), health()
@@ -88,6 +93,7 @@ def main(argv=None) -> int:
 
     parts = [
         ("POST /inferreview through the WSGI app", post),
+        ("  the same, counted for /metrics (as get_app serves)", counted_post),
         ("  form parsing (the app's handler)", lambda: form._deserialize(BODY)),
         ("  form parsing (the standard library's parse_qs)",
          lambda: parse_qs(BODY.decode("ascii"), keep_blank_values=True)),

@@ -172,3 +172,26 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
     answer = doc["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     label = answer["properties"]["predictions"]["items"]["items"]["properties"]["label"]
     assert label["enum"] == tiny_classifier.labels
+
+
+def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
+    from app.stats import Stats
+
+    stats = Stats()
+    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, TEST_LIMITS, stats=stats)))
+    assert post_form(client, "I+love+it%2C+excellent%21").status_code == 200
+    assert client.simulate_post("/v1/predict", json={"texts": ["awful", "great"]}).status_code == 200
+    assert post_form(client, "").status_code == 400
+    assert client.simulate_get("/nowhere").status_code == 404
+    page = client.simulate_get("/metrics").text
+    values = dict(line.rsplit(" ", 1) for line in page.splitlines() if not line.startswith("#"))
+    assert values['worker_http_requests_total{code="200"}'] == "2"
+    assert values['worker_http_requests_total{code="400"}'] == "1"
+    assert values['worker_http_requests_total{code="404"}'] == "1"
+    assert values['worker_request_duration_seconds_bucket{le="+Inf"}'] == "4"
+    assert values["worker_request_duration_seconds_count"] == "4"
+    assert float(values["worker_request_duration_seconds_sum"]) > 0
+    labels = {k: int(v) for k, v in values.items() if k.startswith("worker_predictions_total")}
+    assert sum(labels.values()) == 3  # one form text, two batch texts
+    assert all(k.split('"')[1] in tiny_classifier.labels for k in labels)
+    assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}}' in values
