@@ -7,8 +7,12 @@ set -eu
 [ "$#" -gt 0 ] || { echo "usage: $0 ADDRESS..." >&2; exit 2; }
 echo "upstream workers {"
 for address in "$@"; do
-    # One failure takes a worker out for 2 s; nginx then retries it.
-    echo "    server $address max_fails=1 fail_timeout=2s;"
+    # One failure takes a worker out for 5 s; nginx then tries it again. A
+    # hung worker (stopped, stuck) costs one request proxy_read_timeout (5 s,
+    # then retried elsewhere) per 10 s; 2 s made that one request in 7 s.
+    # Longer would keep a restarted worker idle longer, and while every
+    # worker is out nginx answers 502.
+    echo "    server $address max_fails=1 fail_timeout=5s;"
 done
 # Idle connections kept open to the workers, per nginx process.
 echo "    keepalive ${UPSTREAM_KEEPALIVE:-64};"

@@ -80,3 +80,38 @@ def under_load(action, seconds_after: float, threads: int = 4) -> list:
     assert len(results) > 200, f"only {len(results)} requests were sent"
     assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
     return results
+
+
+def recorded_load(action, seconds_after: float, threads: int = 4) -> list[tuple[float, float, object]]:
+    """Like under_load, but every request is recorded and nothing is asserted:
+    (start, seconds taken, status code or the exception's repr), times from
+    when `action` began."""
+    stop, records = threading.Event(), []
+    t0 = [time.monotonic() + 3600.0]
+
+    def client():
+        session = keep_alive_client()
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                outcome = session.post(f"{BASE}/inferreview", data={"text": "I love this product."},
+                                       timeout=10).status_code
+            except requests.RequestException as exc:
+                outcome = repr(exc)
+                session = keep_alive_client()
+            records.append((start, time.monotonic() - start, outcome))
+            time.sleep(0.002)
+
+    clients = [threading.Thread(target=client) for _ in range(threads)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(1.0)
+        t0[0] = time.monotonic()
+        action()
+        time.sleep(seconds_after)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    return [(start - t0[0], took, outcome) for start, took, outcome in records]
