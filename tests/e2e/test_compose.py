@@ -107,6 +107,12 @@ def test_containers_are_hardened():
     assert json.loads(run("docker", "network", "inspect", f"{PROJECT}_backend").stdout)[0]["Internal"] is True
 
 
+def test_nginx_hides_its_version():
+    for r in (requests.get(f"{BASE}/healthz"), requests.request("TRACE", f"{BASE}/healthz")):
+        assert r.headers["Server"] == "nginx", r.headers
+    assert requests.request("TRACE", f"{BASE}/healthz").json()["title"].startswith("405")
+
+
 def test_nginx_spreads_requests_over_every_worker():
     workers = containers("worker")
     served = spread_over(lambda: [worker_requests(c) for c in workers])
