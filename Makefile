@@ -11,7 +11,7 @@ BASE_IMAGE ?= debian:bookworm-slim
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
 
 .PHONY: help install model local-up local-down local-status test train \
-        compose images up down ps logs loadtest-images loadtest plot
+        compose images up down ps logs rollout loadtest-images loadtest plot soak
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
@@ -21,10 +21,12 @@ help:
 	@echo "make up          build what is missing, start the compose stack, return once :9000 is ready"
 	@echo "make down        stop and remove the compose stack"
 	@echo "make ps | logs   the compose stack's containers and logs"
+	@echo "make rollout     replace the workers one at a time, under load, losing nothing (after make images)"
 	@echo "make images      only build the images (no registry needed)"
 	@echo "make loadtest    latency sweep in the wrk2 container: bjoern vs gunicorn vs granian"
 	@echo "                 (RATES=\"2000 8000\" DURATION=20s CONNECTIONS=64 THREADS=1; results in loadtest/results/)"
 	@echo "make plot        redraw loadtest/results/*.png and summary.md from the saved spectra"
+	@echo "make soak        10 min at 70% of capacity: zero errors, worker RSS flat (SOAK_RATE, SOAK_DURATION)"
 	@echo "make test        the whole test suite (unit, real model, end to end)"
 	@echo "make train INPUT=reviews.csv OUTPUT=models/mine.ftz   train your own model"
 
@@ -79,6 +81,10 @@ ps: compose
 logs: compose
 	$(COMPOSE) logs --tail=100
 
+# New image or model: `make images`, then this. The worker count stays as it is.
+rollout: compose
+	docker/rollout.sh
+
 # --- Load test (loadtest/) -------------------------------------------------------
 # The servers bjoern is compared with (profile peers) and the load generator.
 PROFILES := --profile peers --profile loadtest
@@ -103,3 +109,7 @@ loadtest: loadtest-images
 plot: loadtest-images
 	mkdir -p $(LOADTEST_RESULTS)
 	LOADTEST_USER=$$(id -u):$$(id -g) $(COMPOSE) $(PROFILES) run --rm wrk2 make plot
+
+soak: loadtest-images
+	$(COMPOSE) up --detach --wait
+	$(PY) loadtest/soak.py --out $(LOADTEST_RESULTS)/soak

@@ -153,6 +153,18 @@ def test_docker_stop_drains_a_worker_under_load():
     wait_healthy(victim)
 
 
+def test_rollout_replaces_every_worker_under_load_losing_nothing():
+    """`make rollout` while four clients send requests non-stop: every
+    worker container is replaced, one at a time, and no request fails."""
+    old = containers("worker")
+    results = under_load(lambda: run("make", "rollout", timeout=300), seconds_after=1)
+    new = containers("worker")
+    assert len(new) == WORKERS and not set(new) & set(old), (old, new)
+    for c in new:
+        assert inspect(c)["State"]["Health"]["Status"] == "healthy"
+    print(f"\nrollout of {WORKERS} workers: {len(results)} requests, none failed")
+
+
 def test_plain_docker_compose_up_works_once_images_exist():
     run("docker", "compose", "down")
     run("docker", "compose", "up", "--detach", "--wait")

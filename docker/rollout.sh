@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Replace every worker container, one at a time, while traffic flows: start a
+# new worker from the current image (a new model or new code, after
+# `make images`), wait until it is healthy and nginx routes to it, then stop
+# one old worker. The old worker drains (app/server.py: it stops accepting,
+# finishes what it has, closes keep-alive connections) and nginx retries
+# anything it refused on another worker, so no request fails.
+#
+#   docker/rollout.sh            (make rollout; COMPOSE overrides the command)
+set -euo pipefail
+COMPOSE=${COMPOSE:-docker compose}
+TIMEOUT=${ROLLOUT_TIMEOUT:-90}
+
+log() { printf '[rollout] %s\n' "$*" >&2; }
+workers() { $COMPOSE ps -q worker | sort; }
+health() { docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null || echo gone; }
+address() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
+nginx_upstreams() { docker exec "$($COMPOSE ps -q nginx | head -1)" cat /tmp/nginx/upstream.conf; }
+healthy() { test "$(health "$1")" = healthy; }
+routed() { nginx_upstreams | grep -q " $1:"; }
+routes_to() { test "$(nginx_upstreams | grep -c ' server ')" -eq "$1"; }
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds, or fail after TIMEOUT
+    local what=$1 start=$SECONDS; shift
+    until "$@"; do
+        [ $((SECONDS - start)) -lt "$TIMEOUT" ] || { log "timed out waiting for $what"; exit 1; }
+        sleep 0.5
+    done
+}
+
+old=$(workers)
+count=$(echo "$old" | wc -w)
+[ "$count" -gt 0 ] || { log "no worker is running: make up first"; exit 1; }
+[ -n "$($COMPOSE ps -q nginx)" ] || { log "nginx is not running: make up first"; exit 1; }
+log "replacing $count workers, one at a time"
+
+for victim in $old; do
+    before=$(workers)
+    # One more worker, from the current image; the running ones are left as they are.
+    $COMPOSE up --detach --no-deps --no-recreate --scale worker=$((count + 1)) worker >/dev/null 2>&1
+    new=$(comm -13 <(echo "$before") <(workers) | head -1)
+    [ -n "$new" ] || { log "no new worker container appeared"; exit 1; }
+    wait_for "worker ${new:0:12} to be healthy" healthy "$new"
+    ip=$(address "$new")
+    wait_for "nginx to route to ${new:0:12} ($ip)" routed "$ip"
+    log "worker ${new:0:12} ($ip) is in; draining ${victim:0:12}"
+    docker stop --time 15 "$victim" >/dev/null
+    docker rm "$victim" >/dev/null
+done
+wait_for "nginx to drop the old workers" routes_to "$count"
+log "done: $(workers | wc -w) workers, all new"
