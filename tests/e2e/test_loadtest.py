@@ -112,3 +112,18 @@ def test_a_stall_shows_in_the_corrected_percentiles(sweep):
     assert r.percentile(50) < 50
     assert r.percentile(99) > 500
     assert 800 < r.percentile(99.9) < 1600
+
+
+def test_a_short_soak_passes(sweep, tmp_path):
+    """loadtest/soak.py, bounded: 20 s at 500 req/s, RSS every 2 s, flat from 6 s."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "loadtest" / "soak.py"), "--rate", "500", "--duration", "20s",
+         "--sample", "2", "--steady-from", "6", "--connections", "8", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WORKERS": str(WORKERS)})
+    report = (tmp_path / "soak.md").read_text()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "**PASS**" in report and "errors 0" in report
+    assert report.count("| flat |") == WORKERS
+    samples = json.loads((tmp_path / "rss.json").read_text())
+    assert len(samples) >= 8
