@@ -82,6 +82,14 @@ def _settings(runs: dict[str, dict[int, dict]]) -> str:
     return f"wrk2 -t{res.threads} -c{res.connections} -d{res.duration}, corrected for coordinated omission"
 
 
+def _save(fig, ax, path: Path) -> Path:
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
     made = []
     settings = _settings(runs)
@@ -89,12 +97,7 @@ def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
         fig, ax = _axes(f"{target} behind nginx: latency by percentile\n{settings}")
         for rate, run in sorted(by_rate.items()):
             _curve(ax, run["result"], f"{rate} req/s (achieved {run['result'].requests_per_sec or 0:.0f})")
-        ax.legend(fontsize=8)
-        path = results / f"latency-{target}.png"
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        made.append(path)
+        made.append(_save(fig, ax, results / f"latency-{target}.png"))
     rates = sorted({r for by_rate in runs.values() for r in by_rate})
     for rate in rates:
         here = {t: by_rate[rate] for t, by_rate in runs.items() if rate in by_rate}
@@ -103,12 +106,7 @@ def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
         fig, ax = _axes(f"{' vs '.join(here)} at {rate} req/s\n{settings}")
         for target, run in here.items():
             _curve(ax, run["result"], f"{target} (achieved {run['result'].requests_per_sec or 0:.0f})")
-        ax.legend(fontsize=8)
-        path = results / f"compare-R{rate}.png"
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        made.append(path)
+        made.append(_save(fig, ax, results / f"compare-R{rate}.png"))
     return made
 
 

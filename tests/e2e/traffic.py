@@ -53,29 +53,7 @@ def keep_alive_client() -> requests.Session:
 
 def under_load(action, seconds_after: float, threads: int = 4) -> list:
     """Run `action` while `threads` clients send requests non-stop; every one must succeed."""
-    stop, results = threading.Event(), []
-
-    def client():
-        session = keep_alive_client()
-        while not stop.is_set():
-            try:
-                results.append(session.post(f"{BASE}/inferreview", data={"text": "I love this product."},
-                                            timeout=10).status_code)
-            except requests.RequestException as exc:
-                results.append(repr(exc))
-            time.sleep(0.002)
-
-    clients = [threading.Thread(target=client) for _ in range(threads)]
-    for c in clients:
-        c.start()
-    try:
-        time.sleep(1.0)
-        action()
-        time.sleep(seconds_after)
-    finally:
-        stop.set()
-        for c in clients:
-            c.join()
+    results = [outcome for _, _, outcome in recorded_load(action, seconds_after, threads)]
     failures = [r for r in results if r != 200]
     assert len(results) > 200, f"only {len(results)} requests were sent"
     assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
