@@ -11,7 +11,7 @@ BASE_IMAGE ?= debian:bookworm-slim
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
 
 .PHONY: help install model local-up local-down local-status test train \
-        compose images up down ps logs rollout loadtest-images loadtest plot soak
+        compose images up down ps logs rollout swarm-deploy swarm-rm loadtest-images loadtest plot soak
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
@@ -22,6 +22,8 @@ help:
 	@echo "make down        stop and remove the compose stack"
 	@echo "make ps | logs   the compose stack's containers and logs"
 	@echo "make rollout     replace the workers one at a time, under load, losing nothing (after make images)"
+	@echo "make swarm-deploy  the same stack on Docker Swarm (docker stack deploy; STACK=reviewrating)"
+	@echo "make swarm-rm    remove it"
 	@echo "make images      only build the images (no registry needed)"
 	@echo "make loadtest    latency sweep in the wrk2 container: bjoern vs gunicorn vs granian"
 	@echo "                 (RATES=\"2000 8000\" DURATION=20s CONNECTIONS=64 THREADS=1; results in loadtest/results/)"
@@ -84,6 +86,16 @@ logs: compose
 # New image or model: `make images`, then this. The worker count stays as it is.
 rollout: compose
 	docker/rollout.sh
+
+# Docker Swarm, from the same compose file (docker/stack.py translates it).
+STACK ?= reviewrating
+swarm-deploy: images
+	mkdir -p run
+	$(COMPOSE) config --format json | python3 docker/stack.py > run/stack.json
+	docker stack deploy --compose-file run/stack.json $(STACK)
+
+swarm-rm:
+	docker stack rm $(STACK)
 
 # --- Load test (loadtest/) -------------------------------------------------------
 # The servers bjoern is compared with (profile peers) and the load generator.

@@ -1,0 +1,78 @@
+"""docker-compose.yml, as Docker Swarm's `docker stack deploy` takes it.
+
+    docker compose config --format json | python3 docker/stack.py > stack.yml
+    docker stack deploy -c stack.yml reviewrating
+
+The compose file is the one source; this only translates what Swarm reads
+differently, because the stack loader of Docker Engine (20.10 here) speaks
+the older Compose v3 format: `depends_on` with conditions, `build`,
+`restart` and `security_opt` are refused or ignored there, `tmpfs` becomes a
+tmpfs mount, networks become overlays, and `deploy` gains what Swarm acts on:
+rolling updates one task at a time (the new one started and healthy first,
+rolled back if it fails), restart on failure, and `endpoint_mode: dnsrr` for
+the workers, so the name `worker` resolves to every task as nginx needs
+(Swarm's default is one virtual IP, which nginx's keep-alive connections
+would pin to one task).
+
+nginx runs on every node (`mode: global`) and publishes 9000 on its node
+itself (`mode: host`), on all the node's addresses: Swarm cannot bind a
+published port to 127.0.0.1 as Compose does, and its routing mesh (which
+did not route at all on our build machine) would only put a second load
+balancer in front of nginx. Workers may run on any node; each nginx reaches
+them all over the overlay network.
+
+Standard library only (JSON in, JSON out: YAML's superset, which
+`docker stack deploy` reads).
+"""
+
+import json
+import sys
+
+DROP = {"build", "depends_on", "restart", "security_opt", "profiles", "tmpfs", "container_name"}
+
+
+def rolling(order: str) -> dict:
+    return {"parallelism": 1, "order": order, "delay": "2s", "monitor": "10s",
+            "failure_action": "rollback"}
+
+
+def service(name: str, svc: dict) -> dict:
+    out = {k: v for k, v in svc.items() if k not in DROP and v is not None}
+    if svc.get("tmpfs"):
+        out["volumes"] = [*svc.get("volumes", []), *({"type": "tmpfs", "target": t} for t in svc["tmpfs"])]
+    if "ports" in out:
+        out["ports"] = [{k: v for k, v in p.items() if k != "host_ip"} | {"published": int(p["published"]), "mode": "host"}
+                        for p in out["ports"]]
+    if isinstance(out.get("networks"), dict):
+        out["networks"] = sorted(out["networks"])
+    deploy = dict(out.get("deploy") or {})
+    if name == "nginx":
+        deploy = {k: v for k, v in deploy.items() if k != "replicas"} | {"mode": "global"}
+    else:
+        deploy.setdefault("replicas", 1)
+    deploy["restart_policy"] = {"condition": "on-failure", "delay": "1s"}
+    # Workers: start the new task first, so capacity never drops during an update.
+    deploy["update_config"] = rolling("start-first" if name == "worker" else "stop-first")
+    deploy["rollback_config"] = {"parallelism": 1, "order": deploy["update_config"]["order"]}
+    if name == "worker":
+        deploy["endpoint_mode"] = "dnsrr"
+    out["deploy"] = deploy
+    if "stop_grace_period" in out and isinstance(out["stop_grace_period"], (int, float)):
+        out["stop_grace_period"] = f"{int(out['stop_grace_period'] / 1e9)}s"
+    return out
+
+
+def stack(config: dict) -> dict:
+    networks = {}
+    for name, net in (config.get("networks") or {}).items():
+        networks[name] = {"driver": "overlay", **({"internal": True} if net.get("internal") else {})}
+    return {
+        "version": "3.8",
+        "services": {name: service(name, svc) for name, svc in config["services"].items()},
+        "networks": networks,
+    }
+
+
+if __name__ == "__main__":
+    json.dump(stack(json.load(sys.stdin)), sys.stdout, indent=1)
+    sys.stdout.write("\n")
