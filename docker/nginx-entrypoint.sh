@@ -40,12 +40,34 @@ done
 echo "nginx-entrypoint: workers $addresses" >&2
 render "$addresses"
 
+# Upstream health for /metrics on the status port (nginx.conf, 9001): whether
+# each worker in the list answered /readyz at the last probe, every 10 s.
+probe() {
+    mkdir -p "$RUN_DIR/status"
+    {
+        echo "# HELP nginx_upstream_workers Workers in nginx's upstream list."
+        echo "# TYPE nginx_upstream_workers gauge"
+        echo "nginx_upstream_workers $(echo $1 | wc -w)"
+        echo "# HELP nginx_upstream_up 1 if the worker answered /readyz with 200 at the last probe."
+        echo "# TYPE nginx_upstream_up gauge"
+        for ip in $1; do
+            if curl -fsS -o /dev/null -m 2 "http://$ip:$WORKER_PORT/readyz" 2>/dev/null; then up=1; else up=0; fi
+            echo "nginx_upstream_up{address=\"$ip:$WORKER_PORT\"} $up"
+        done
+    } > "$RUN_DIR/status/metrics.new"
+    mv "$RUN_DIR/status/metrics.new" "$RUN_DIR/status/metrics"
+}
+
 run_nginx() { /usr/sbin/nginx -p "$RUN_DIR/" -c "$RUN_DIR/nginx.conf" -e stderr "$@"; }
 run_nginx -t -q
 
+probe "$addresses"
 (
     current="$addresses"
+    ticks=0
     while sleep 2; do
+        ticks=$((ticks + 1))
+        [ $((ticks % 5)) -ne 0 ] || probe "$current"
         latest="$(resolve)"
         if [ -n "$latest" ] && [ "$latest" != "$current" ]; then
             echo "nginx-entrypoint: workers now $latest; reloading" >&2

@@ -107,6 +107,19 @@ def test_containers_are_hardened():
     assert json.loads(run("docker", "network", "inspect", f"{PROJECT}_backend").stdout)[0]["Internal"] is True
 
 
+def test_nginx_reports_upstream_health():
+    """The status port (9001, never published): stub_status, and each worker
+    nginx routes to with whether it answered /readyz at the last probe."""
+    nginx = containers("nginx")[0]
+    page = run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/metrics").stdout
+    assert f"nginx_upstream_workers {WORKERS}" in page
+    up = [line for line in page.splitlines() if line.startswith("nginx_upstream_up{")]
+    assert len(up) == WORKERS and all(line.endswith(" 1") for line in up), page
+    assert "Active connections" in run("docker", "exec", nginx, "curl", "-fsS",
+                                       "http://127.0.0.1:9001/stub_status").stdout
+    assert "9001/tcp" not in str(inspect(nginx)["NetworkSettings"]["Ports"])
+
+
 def test_nginx_hides_its_version():
     for r in (requests.get(f"{BASE}/healthz"), requests.request("TRACE", f"{BASE}/healthz")):
         assert r.headers["Server"] == "nginx", r.headers
