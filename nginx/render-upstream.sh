@@ -8,8 +8,8 @@ set -eu
 echo "upstream workers {"
 for address in "$@"; do
     # One failure takes a worker out for 5 s; nginx then tries it again. A
-    # hung worker (stopped, stuck) costs one request proxy_read_timeout (5 s,
-    # then retried elsewhere) per 10 s; 2 s made that one request in 7 s.
+    # hung worker (stopped, stuck) costs one request proxy_read_timeout (3 s,
+    # then retried elsewhere) per 8 s; 2 s made that one request in 5 s.
     # Longer would keep a restarted worker idle longer, and while every
     # worker is out nginx answers 502.
     echo "    server $address max_fails=1 fail_timeout=5s;"
