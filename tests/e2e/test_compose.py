@@ -19,8 +19,8 @@ PROJECT = "reviewrating"
 ENV = {**os.environ, "WORKERS": str(WORKERS)}
 
 
-def run(*cmd, timeout=900, check=True):
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=ENV)
+def run(*cmd, timeout=900, check=True, env=None):
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env or ENV)
     if check:
         assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result

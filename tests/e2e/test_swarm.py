@@ -7,14 +7,13 @@ swarm left."""
 import json
 import os
 import socket
-import subprocess
 import time
 
 import pytest
 import requests
 
-from ..conftest import ROOT
 from .test_compose import WORKERS
+from .test_compose import run as compose_run
 from .traffic import BASE, under_load
 
 STACK = "rrswarm"
@@ -22,10 +21,7 @@ ENV = {**os.environ, "WORKERS": str(WORKERS), "STACK": STACK}
 
 
 def run(*cmd, timeout=600, check=True):
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=ENV)
-    if check:
-        assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+    return compose_run(*cmd, timeout=timeout, check=check, env=ENV)
 
 
 def tasks(service: str) -> list[str]:
