@@ -186,6 +186,17 @@ def main(argv=None) -> int:
     seconds(args.duration)
     if args.connections < args.threads:
         raise SystemExit("CONNECTIONS must be >= THREADS")
+    results = Path(args.results)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot write to {results} as uid {os.getuid()} ({exc.strerror}). From the host, "
+            "`make loadtest` sets this up; by hand: mkdir -p loadtest/results && "
+            "LOADTEST_USER=$(id -u):$(id -g) docker compose run --rm wrk2 make loadtest") from None
     groups = cpu.parse_groups(args.cpu_groups)
     targets = {}
     for name, url in parse_targets(args.targets).items():
