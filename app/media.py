@@ -12,6 +12,11 @@ dumps = partial(ujson.dumps, escape_forward_slashes=False)
 JSON_HANDLER = falcon.media.JSONHandler(dumps=dumps, loads=ujson.loads)
 
 
+def _not_utf8() -> falcon.HTTPBadRequest:
+    return falcon.HTTPBadRequest(title="Malformed form body",
+                                 description="form values must be percent-encoded UTF-8")
+
+
 def _holds_replacement_char(fields: dict) -> bool:
     for name, value in fields.items():
         if "\ufffd" in name or any("\ufffd" in v for v in (value if isinstance(value, list) else (value,))):
@@ -42,29 +47,23 @@ class StrictFormHandler(falcon.media.BaseHandler):
         try:
             text = body.decode("ascii")
         except UnicodeDecodeError:
-            raise falcon.HTTPBadRequest(
-                title="Malformed form body",
-                description="form values must be percent-encoded UTF-8",
-            ) from None
+            raise _not_utf8() from None
         if text.count("&") < self.max_fields:
             fields = parse_query_string(text, keep_blank=True)
             if "%" not in text or not _holds_replacement_char(fields):
                 return fields
-        return self._deserialize_strictly(body)
+        return self._deserialize_strictly(text)
 
-    def _deserialize_strictly(self, body: bytes):
+    def _deserialize_strictly(self, text: str):
         try:
             fields = parse_qs(
-                body.decode("ascii"),
+                text,
                 keep_blank_values=True,
                 errors="strict",
                 max_num_fields=self.max_fields,
             )
         except UnicodeDecodeError:
-            raise falcon.HTTPBadRequest(
-                title="Malformed form body",
-                description="form values must be percent-encoded UTF-8",
-            ) from None
+            raise _not_utf8() from None
         except ValueError as exc:  # parse_qs: too many fields
             raise falcon.HTTPBadRequest(title="Malformed form body", description=str(exc)) from None
         # A field given once is a string, as in Falcon's own handler; repeated, a list.

@@ -20,10 +20,6 @@ class Stats:
         self.latency_sum = 0.0
         self.predictions: dict[str, int] = {}
 
-    @property
-    def requests(self) -> int:
-        return sum(self.by_status.values())
-
     def predicted(self, label: str) -> None:
         self.predictions[label] = self.predictions.get(label, 0) + 1
 

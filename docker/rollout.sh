@@ -37,7 +37,7 @@ log "replacing $count workers, one at a time"
 for victim in $old; do
     before=$(workers)
     # One more worker, from the current image; the running ones are left as they are.
-    $COMPOSE up --detach --no-deps --no-recreate --scale worker=$((count + 1)) worker >/dev/null 2>&1
+    $COMPOSE up --detach --no-deps --no-recreate --scale worker=$((count + 1)) worker >/dev/null
     new=$(comm -13 <(echo "$before") <(workers) | head -1)
     [ -n "$new" ] || { log "no new worker container appeared"; exit 1; }
     wait_for "worker ${new:0:12} to be healthy" healthy "$new"

@@ -57,8 +57,6 @@ def service(name: str, svc: dict) -> dict:
     if name == "worker":
         deploy["endpoint_mode"] = "dnsrr"
     out["deploy"] = deploy
-    if "stop_grace_period" in out and isinstance(out["stop_grace_period"], (int, float)):
-        out["stop_grace_period"] = f"{int(out['stop_grace_period'] / 1e9)}s"
     return out
 
 
