@@ -205,3 +205,28 @@ def test_fuzzing_from_the_openapi_document(tmp_path):
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1]
     assert worker_pids() == before
+
+
+def test_floors_ceiling_measures_each_layer_and_leaves_nothing_running(tmp_path):
+    """loadtest/floors.py beside the local stack: the bare and Falcon-only workers
+    and the two extra nginx start, wrk drives each layer flat out, and all of
+    them are gone afterwards (the product's stack stays up)."""
+    ports = (9002, 9004, 9006, 8101, 8102, 8111, 8112)
+    proc = subprocess.run([sys.executable, str(ROOT / "loadtest" / "floors.py"), "--ceiling",
+                           "--results", str(tmp_path), "--duration", "2s", "--rounds", "1",
+                           "--workers", str(WORKERS)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split("|") for line in (tmp_path / "ceiling.md").read_text().splitlines()
+            if line.startswith("| 1 |")]
+    rates = {row[2].strip(): float(row[3]) for row in rows}
+    assert set(rates) == {"product", "falcon", "bare", "return"}, rates
+    assert all(rate > 100 for rate in rates.values()), rates
+    for row in rows:  # CPU read for the generator and for each layer's processes
+        parts = dict(part.strip().rsplit(" ", 1) for part in row[4].split(","))
+        assert "wrk" in parts and "nginx" in parts, row
+        assert ("workers" in parts) == (row[2].strip() != "return"), row
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after floors.py"
+    assert requests.get(f"{BASE}/readyz", timeout=5).status_code == 200

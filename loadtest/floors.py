@@ -1,0 +1,252 @@
+"""The floors under the product's cost: what nginx and bjoern cost with no app at all.
+
+Beside the running local stack (`make local-up`: nginx :9000 -> the real
+workers), this starts, from the same nginx config and the same nginx and
+bjoern binaries:
+
+- **falcon**: nginx on :9006 -> N bjoern processes running a Falcon app that
+  reads the form with the product's handler and answers a constant JSON of
+  the real answer's size (127.0.0.1:8111, ...): the product without the
+  model, normalisation, limits and counters;
+- **bare**: nginx on :9002 -> N bjoern processes running a bare WSGI function
+  that reads the body and answers that JSON (127.0.0.1:8101, ...): the
+  architecture's floor, nginx + bjoern + TCP with no framework at all;
+- **return**: nginx on :9004 answering that JSON itself (`return 200`), the
+  nginx floor: the client side of the proxy, with no upstream;
+
+then runs sweep.py over all four at each rate, interleaved, with the CPU of
+each one's nginx and workers read from /proc, writes the plots and
+summary.md, and stops what it started.
+
+    python3 loadtest/floors.py --results loadtest/report/floors --rates 8000,12000,16000,20000
+
+With --ceiling, no sweep: plain `wrk` (no rate, no latency bound, its cheapest
+mode: a static request and no Lua per request) drives each target as fast as
+it can, ROUNDS times interleaved, and ceiling.md gets the requests per second
+each reached and their CPU per request. No rate can be held above that
+ceiling, whatever the latency allowed.
+
+The product's processes are found from `run/` (the local stack's runtime
+directory, RUN_DIR).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import cpu  # noqa: E402
+import sweep  # noqa: E402
+# A worker's answer to the sweep's review, byte for byte the same length.
+ANSWER = b'{"3 star":0.421944260597229}'
+
+RAW_WSGI = """
+import sys, bjoern
+ANSWER = %r
+HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(ANSWER)))]
+def app(environ, start_response):
+    environ["wsgi.input"].read()
+    start_response("200 OK", HEADERS)
+    return [ANSWER]
+bjoern.run(app, "127.0.0.1", int(sys.argv[1]))
+""" % ANSWER
+
+# The same answer from a Falcon resource that reads the form as the product
+# does, then answers a constant: the framework's share without the model.
+FALCON_ONLY = """
+import sys, bjoern, falcon
+sys.path.insert(0, %r)
+from app.media import JSON_HANDLER, StrictFormHandler
+def constant(req, resp):
+    if req.content_length:
+        req.get_media()
+    resp.media = {"3 star": 0.421944260597229}
+app = falcon.App()
+app.req_options.media_handlers = falcon.media.Handlers(
+    {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: StrictFormHandler()})
+app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
+app.add_sink(constant, "/")
+bjoern.run(app, "127.0.0.1", int(sys.argv[1]))
+""" % str(ROOT)
+
+# name: (nginx port, its status port, the workers' first port, their program or
+# None for nginx answering itself)
+FLOORS = {
+    "falcon": (9006, 9007, 8111, FALCON_ONLY),
+    "bare": (9002, 9003, 8101, RAW_WSGI),
+    "return": (9004, 9005, None, None),
+}
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(c) for c in text.split()]
+
+
+def nginx_pids(pid_file: Path) -> list[int]:
+    master = int(pid_file.read_text())
+    return [master, *children(master)]
+
+
+def nginx_conf(ports: tuple[int, int], answer_itself: bool) -> str:
+    conf = (ROOT / "nginx" / "nginx.conf").read_text()
+    swaps = [("listen 9000 ", f"listen {ports[0]} "), ("listen 9001;", f"listen {ports[1]};")]
+    if answer_itself:
+        swaps.append(("proxy_pass http://workers;", "return 200 '%s';" % ANSWER.decode()))
+    for old, new in swaps:
+        if conf.count(old) != 1:
+            raise SystemExit(f"nginx/nginx.conf changed: {old!r} is not there once")
+        conf = conf.replace(old, new)
+    return conf
+
+
+def start_nginx(workdir: Path, name: str, upstreams: list[str]) -> Path:
+    port, status_port, _, program = FLOORS[name]
+    d = workdir / name
+    (d / "tmp").mkdir(parents=True)
+    (d / "nginx.conf").write_text(nginx_conf((port, status_port), answer_itself=program is None))
+    (d / "upstream.conf").write_text(subprocess.run(
+        [str(ROOT / "nginx" / "render-upstream.sh"), *upstreams],
+        check=True, capture_output=True, text=True).stdout)
+    subprocess.run(["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
+    return d / "nginx.pid"
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{url}: its process exited ({proc.returncode}); is bjoern importable "
+                             f"by {sys.executable}? (make install, then .venv/bin/python)")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} not ready after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[str, list[int]],
+            duration: int, rounds: int, body: str) -> None:
+    """Each target driven flat out by wrk, interleaved; a table of what each reached."""
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        f"wrk.body = {json.dumps(body)}\n")
+    rows = ["| round | target | requests/s | CPU us/request |", "|---:|---|---:|---|"]
+    for rnd in range(1, rounds + 1):
+        for name, url in targets.items():
+            mine = {g.split("-", 1)[1]: pids for g, pids in groups.items() if g.split("-")[0] == name}
+            before = {part: cpu.usage_s([f"pid:{p}" for p in pids]) for part, pids in mine.items()}
+            gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "-s", str(script),
+                                  url + "/inferreview"], capture_output=True, text=True, check=True).stdout
+            gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            requests = int(re.search(r"(\d+) requests in", out)[1])
+            if re.search(r"Non-2xx|Socket errors", out):
+                raise SystemExit(f"{name}: wrk saw errors:\n{out}")
+            gen_s = (gen_after.ru_utime + gen_after.ru_stime) - (gen_before.ru_utime + gen_before.ru_stime)
+            costs = {"wrk": gen_s} | {part: cpu.usage_s([f"pid:{p}" for p in pids]) - before[part]
+                                      for part, pids in mine.items()}
+            per = ", ".join(f"{k} {v / requests * 1e6:.1f}" for k, v in costs.items())
+            rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+            rows.append(f"| {rnd} | {name} | {rate:.0f} | {per} |")
+            print(rows[-1], flush=True)
+    (results / "ceiling.md").write_text(
+        f"# Ceiling: `wrk -t2 -c64 -d{duration}s`, flat out, POST of the sweep's review\n\n"
+        + "\n".join(rows) + "\n")
+
+
+def product_pids(run: Path) -> tuple[list[int], list[int]]:
+    """The local stack's workers and nginx processes."""
+    try:
+        supervisord = int((run / "supervisord.pid").read_text())
+    except OSError:
+        raise SystemExit(f"the local stack is not up ({run}): run `make local-up` first") from None
+    workers, nginx = [], []
+    for pid in children(supervisord):
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"nginx" in cmd[0]:
+            nginx = [pid, *children(pid)]
+        elif b"app" in cmd:
+            workers.append(pid)
+    if not workers or not nginx:
+        raise SystemExit(f"no workers or no nginx under supervisord {supervisord}")
+    return workers, nginx
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", required=True)
+    p.add_argument("--rates", default="8000,12000,16000,20000")
+    p.add_argument("--duration", default="20s")
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--ceiling", action="store_true", help="wrk flat out instead of the sweep")
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+
+    run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
+    product_workers, product_nginx = product_pids(run)
+    started: list[subprocess.Popen] = []
+    nginx_pid_files: list[Path] = []
+    groups = {"product-workers": product_workers, "product-nginx": product_nginx}
+    targets = {"product": "http://127.0.0.1:9000"}
+    with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
+        workdir = Path(tmp)
+        try:
+            for name, (port, _, base_port, program) in FLOORS.items():
+                upstreams = ["127.0.0.1:1"]  # nginx needs one; `return` never uses it
+                if program is not None:
+                    workers = []
+                    for wport in range(base_port, base_port + args.workers):
+                        workers.append(subprocess.Popen([sys.executable, "-c", program, str(wport)]))
+                        started.append(workers[-1])
+                        wait_ready(f"http://127.0.0.1:{wport}/", workers[-1])
+                    upstreams = [f"127.0.0.1:{w}" for w in range(base_port, base_port + args.workers)]
+                    groups[f"{name}-workers"] = [w.pid for w in workers]
+                nginx_pid_files.append(start_nginx(workdir, name, upstreams))
+                wait_ready(f"http://127.0.0.1:{port}/readyz")
+                groups[f"{name}-nginx"] = nginx_pids(nginx_pid_files[-1])
+                targets[name] = f"http://127.0.0.1:{port}"
+            if args.ceiling:
+                results = Path(args.results)
+                results.mkdir(parents=True, exist_ok=True)
+                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds, sweep.DEFAULT_BODY)
+                return 0
+            cpu_groups = " ".join(f"{g}=" + ",".join(f"pid:{p}" for p in pids) for g, pids in groups.items())
+            subprocess.run([sys.executable, str(HERE / "sweep.py"), "--results", args.results,
+                            "--rates", args.rates, "--duration", args.duration,
+                            "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),
+                            "--cpu-groups", cpu_groups], check=True)
+            subprocess.run([sys.executable, str(HERE / "plot.py"), args.results], check=True)
+        finally:
+            for pid_file in nginx_pid_files:
+                try:
+                    os.kill(int(pid_file.read_text()), signal.SIGQUIT)
+                except (OSError, ValueError):
+                    pass
+            for w in started:
+                w.kill()
+                w.wait()
+            time.sleep(0.5)  # nginx's graceful quit, before its directory goes
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
