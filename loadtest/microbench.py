@@ -9,11 +9,22 @@ prints the best of `repeat` rounds in µs per call. The Python side of a
 request only: the kernel's share (sockets, wake-ups) shows in the load test.
 Run it before and after a change, in one go, on the same machine; the tests
 run it briefly to keep it working, never to time it.
+
+    .venv/bin/python loadtest/microbench.py --instructions [--only K]
+
+counts instead the CPU instructions each part costs per call, under
+valgrind's callgrind (apt-get install valgrind): the same count on every run,
+whatever else the machine is doing, so a change's effect shows even on a
+noisy machine. Each part runs in its own process twice (--calls-low and
+--calls-high calls); the difference, over the difference in calls, leaves
+out start-up and the model's load. Slow: ~30 s a part.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,6 +80,12 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--model", default=str(ROOT / "models" / "amazon_review_full.ftz"))
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per call under callgrind instead of timing")
+    p.add_argument("--only", type=int, help="only the part of this index (0 = the first)")
+    p.add_argument("--calls-low", type=int, default=200)
+    p.add_argument("--calls-high", type=int, default=1200)
+    p.add_argument("--run-part", type=int, help=argparse.SUPPRESS)  # the process callgrind counts
     args = p.parse_args(argv)
 
     from app.classifier import Classifier
@@ -103,10 +120,38 @@ def main(argv=None) -> int:
         ("  JSON encoding (ujson)", lambda: dumps({"5 star": 0.8846760988235474})),
         ("GET /healthz through the WSGI app (Falcon's floor)", health),
     ]
+    if args.run_part is not None:
+        fn = parts[args.run_part][1]
+        for _ in range(args.n):
+            fn()
+        return 0
+    chosen = [(i, *parts[i]) for i in ([args.only] if args.only is not None else range(len(parts)))]
+    if args.instructions:
+        print(f"{'part':52} {'instructions/call':>17}   "
+              f"(callgrind, {args.calls_high} - {args.calls_low} calls)")
+        for i, name, _ in chosen:
+            low, high = (instructions(args.model, i, n) for n in (args.calls_low, args.calls_high))
+            print(f"{name:52} {(high - low) / (args.calls_high - args.calls_low):17,.0f}", flush=True)
+        return 0
     print(f"{'part':52} {'us/call':>9}   (best of {args.repeat} x {args.n})")
-    for name, fn in parts:
+    for _, name, fn in chosen:
         print(f"{name:52} {best_us(fn, args.n, args.repeat):9.2f}", flush=True)
     return 0
+
+
+def instructions(model: str, part: int, calls: int) -> int:
+    """Instructions callgrind counts in a process that calls `part` `calls` times."""
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--model", model, "--run-part", str(part), "--n", str(calls)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = proc.communicate()[1]
+    # callgrind prints "==PID== Collected : N" for this process and for the
+    # model's probe, a forked child: the count wanted is this process's.
+    count = re.search(rf"=={proc.pid}== Collected : (\d+)", stderr)
+    if proc.returncode or not count:
+        raise SystemExit(f"callgrind failed ({proc.returncode}):\n{stderr[-2000:]}")
+    return int(count[1])
 
 
 if __name__ == "__main__":

@@ -17,3 +17,18 @@ def test_microbench_runs_every_part(real_model_path, capsys):
     figures = {line[:52].strip(): float(line[52:]) for line in lines[1:]}
     assert len(figures) == 9 and all(v > 0 for v in figures.values()), figures
     assert "POST /inferreview through the WSGI app" in figures
+
+
+def test_microbench_counts_instructions_under_callgrind(real_model_path, capsys):
+    """--instructions runs a part under valgrind's callgrind at two call counts;
+    the per-call count must be positive and plausible (ujson encoding a small
+    dict: thousands of instructions, not millions)."""
+    sys.path.insert(0, str(ROOT / "loadtest"))
+    import microbench
+
+    assert microbench.main(["--instructions", "--only", "7", "--calls-low", "10", "--calls-high", "60",
+                            "--model", str(real_model_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].strip().startswith("JSON encoding"), lines
+    per_call = int(lines[1][52:].replace(",", ""))
+    assert 500 < per_call < 200_000, lines
