@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
 import subprocess
 import sys
@@ -144,7 +145,8 @@ def instructions(model: str, part: int, calls: int) -> int:
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
          "--model", model, "--run-part", str(part), "--n", str(calls)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"})  # the same dict layouts on every run
     stderr = proc.communicate()[1]
     # callgrind prints "==PID== Collected : N" for this process and for the
     # model's probe, a forked child: the count wanted is this process's.
