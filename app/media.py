@@ -19,7 +19,12 @@ def _not_utf8() -> falcon.HTTPBadRequest:
 
 def _holds_replacement_char(fields: dict) -> bool:
     for name, value in fields.items():
-        if "\ufffd" in name or any("\ufffd" in v for v in (value if isinstance(value, list) else (value,))):
+        if "\ufffd" in name:
+            return True
+        if isinstance(value, list):
+            if any("\ufffd" in v for v in value):
+                return True
+        elif "\ufffd" in value:  # the usual case, one string: no generator to build
             return True
     return False
 

@@ -11,11 +11,15 @@ from .normalize import review_text
 from .stats import Stats
 
 
-def _reject_oversized(req: falcon.Request, limits: Limits):
-    if req.content_length is not None and req.content_length > limits.max_body_bytes:
+def _reject_oversized(req: falcon.Request, limits: Limits) -> int | None:
+    """The body's declared length (Falcon parses the header on every read of
+    `content_length`, so callers use this), or a 413 if over the limit."""
+    length = req.content_length
+    if length is not None and length > limits.max_body_bytes:
         raise falcon.HTTPContentTooLarge(
-            description=f"request body of {req.content_length} bytes exceeds {limits.max_body_bytes}"
+            description=f"request body of {length} bytes exceeds {limits.max_body_bytes}"
         )
+    return length
 
 
 def _checked_text(value, limits: Limits, where: str, error=falcon.HTTPBadRequest) -> str:
@@ -54,8 +58,7 @@ class InferReview:
         self.stats = stats
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        _reject_oversized(req, self.limits)
-        if req.content_length:
+        if _reject_oversized(req, self.limits):
             fields = req.get_media()
         else:
             # The seed read `text` with get_param(), so a query string works too.
