@@ -38,7 +38,9 @@ def normalize_classification_results(text: str) -> str:
         text = text.replace('"', "")
     if "<br />" in text:
         text = text.replace("<br />", " ")
-    text = text.replace(";", " ").replace(":", " ").translate(_CONTROL)
+    text = text.replace(";", " ").replace(":", " ")
+    if not text.isprintable():  # control characters are never printable: most texts skip this pass
+        text = text.translate(_CONTROL)
     # `tr -s " "` squeezes spaces only; other white space (e.g. U+00A0) is part
     # of a token for fastText, so split on " " alone. Ends are stripped too.
     return " ".join(filter(None, text.split(" ")))
