@@ -18,6 +18,12 @@ whatever else the machine is doing, so a change's effect shows even on a
 noisy machine. Each part runs in its own process twice (--calls-low and
 --calls-high calls); the difference, over the difference in calls, leaves
 out start-up and the model's load. Slow: ~30 s a part.
+
+    .venv/bin/python loadtest/microbench.py --cache-sweep
+
+times fastText's predict after sweeping 0, 1, 4 and 32 MiB of other memory
+before each call (median of 1 500): what the model costs when, as in a
+server, other processes have run on the core since the last request.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import argparse
 import io
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -86,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", type=int, help="only the part of this index (0 = the first)")
     p.add_argument("--calls-low", type=int, default=200)
     p.add_argument("--calls-high", type=int, default=1200)
+    p.add_argument("--cache-sweep", action="store_true",
+                   help="fastText's predict after evicting the caches, 0 to 32 MiB")
     p.add_argument("--run-part", type=int, help=argparse.SUPPRESS)  # the process callgrind counts
     args = p.parse_args(argv)
 
@@ -121,6 +130,11 @@ def main(argv=None) -> int:
         ("  JSON encoding (ujson)", lambda: dumps({"5 star": 0.8846760988235474})),
         ("GET /healthz through the WSGI app (Falcon's floor)", health),
     ]
+    if args.cache_sweep:
+        for mib in (0, 1, 4, 32):
+            print(f"predict after sweeping {mib:2d} MiB: median "
+                  f"{predict_after_sweep(classifier, normalized, mib):6.1f} us", flush=True)
+        return 0
     if args.run_part is not None:
         fn = parts[args.run_part][1]
         for _ in range(args.n):
@@ -138,6 +152,20 @@ def main(argv=None) -> int:
     for _, name, fn in chosen:
         print(f"{name:52} {best_us(fn, args.n, args.repeat):9.2f}", flush=True)
     return 0
+
+
+def predict_after_sweep(classifier, text: str, mib: int, calls: int = 1500) -> float:
+    """Median µs of one predict, each after writing a byte per cache line of `mib` MiB."""
+    buffer = bytearray(mib << 20)
+    ones = b"\1" * (len(buffer) // 64)
+    predict, clock, took = classifier._model.predict, time.perf_counter, []
+    for _ in range(calls):
+        if mib:
+            buffer[::64] = ones
+        start = clock()
+        predict(text, 1, 0.0)
+        took.append(clock() - start)
+    return statistics.median(took) * 1e6
 
 
 def instructions(model: str, part: int, calls: int) -> int:

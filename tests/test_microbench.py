@@ -32,3 +32,14 @@ def test_microbench_counts_instructions_under_callgrind(real_model_path, capsys)
     assert lines[1].strip().startswith("JSON encoding"), lines
     per_call = int(lines[1][52:].replace(",", ""))
     assert 500 < per_call < 200_000, lines
+
+
+def test_microbench_cache_sweep_prints_each_size(real_model_path, capsys):
+    sys.path.insert(0, str(ROOT / "loadtest"))
+    import microbench
+
+    assert microbench.main(["--cache-sweep", "--model", str(real_model_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sizes = [int(line.split("sweeping")[1].split("MiB")[0]) for line in lines]
+    medians = [float(line.split("median")[1].split("us")[0]) for line in lines]
+    assert sizes == [0, 1, 4, 32] and all(m > 0 for m in medians), lines
