@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ..conftest import ROOT
-from .traffic import BASE, metric, spread_over, under_load
+from .traffic import BASE, predictions, spread_over, under_load
 
 WORKERS = 2
 PROJECT = "reviewrating"
@@ -36,10 +36,10 @@ def inspect(container: str) -> dict:
     return json.loads(run("docker", "inspect", container).stdout)[0]
 
 
-def worker_requests(container: str) -> int:
+def worker_predictions(container: str) -> int:
     out = run("docker", "exec", container, "python", "-c",
               "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())").stdout
-    return metric(out, "worker_requests_total")
+    return predictions(out)
 
 
 def wait_healthy(container: str, timeout=60):
@@ -128,7 +128,7 @@ def test_nginx_hides_its_version():
 
 def test_nginx_spreads_requests_over_every_worker():
     workers = containers("worker")
-    served = spread_over(lambda: [worker_requests(c) for c in workers])
+    served = spread_over(lambda: [worker_predictions(c) for c in workers])
     print(f"requests per worker: {served}")
     assert sum(served) == 400
     assert all(n >= 400 / WORKERS * 0.5 for n in served), served
@@ -142,11 +142,11 @@ def test_worker_killed_under_load_loses_nothing_and_comes_back():
     assert after["Pid"] != before["Pid"]
     assert inspect(victim)["RestartCount"] >= 1
     # and nginx sends it traffic again
-    count = worker_requests(victim)
+    count = worker_predictions(victim)
     session = requests.Session()
     for _ in range(100):
         session.post(f"{BASE}/inferreview", data={"text": "ok"})
-    assert worker_requests(victim) > count + 20
+    assert worker_predictions(victim) > count + 20
 
 
 def test_docker_stop_drains_a_worker_under_load():

@@ -19,7 +19,7 @@ from app.normalize import review_text
 
 from ..bad_inputs import BAD_INPUTS, oversized
 from ..conftest import ROOT, shared_file
-from .traffic import BASE, metric, spread_over, under_load
+from .traffic import BASE, predictions, spread_over, under_load
 
 WORKERS = 2
 
@@ -116,12 +116,12 @@ def test_huge_body_is_refused_without_reaching_a_worker():
     assert r.json()["title"].startswith("413")
 
 
-def worker_requests(port: int) -> int:
-    return metric(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, "worker_requests_total")
+def worker_predictions(port: int) -> int:
+    return predictions(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
 
 
 def test_nginx_spreads_requests_over_every_worker():
-    served = spread_over(lambda: [worker_requests(8001 + n) for n in range(WORKERS)])
+    served = spread_over(lambda: [worker_predictions(8001 + n) for n in range(WORKERS)])
     assert sum(served) == 400
     assert all(n >= 400 / WORKERS * 0.5 for n in served), served
 

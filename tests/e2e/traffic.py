@@ -11,21 +11,22 @@ from urllib3.util.retry import Retry
 BASE = "http://127.0.0.1:9000"
 
 
-def metric(text: str, name: str) -> int:
-    """One counter's value from a Prometheus text page."""
-    return int(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+def predictions(text: str) -> int:
+    """Predictions a worker served, all labels, from its /metrics page. Unlike
+    worker_requests_total, health checks and nginx's probes do not count here."""
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("worker_predictions_total{"))
 
 
 def spread_over(read_counts, requests_sent: int = 400) -> list[int]:
     """Send requests through nginx; return how many each worker served.
 
-    `read_counts()` gives every worker's worker_requests_total, read by one
-    request to each worker (so one is subtracted)."""
+    `read_counts()` gives every worker's predictions served (`predictions()`)."""
     before = read_counts()
     session = requests.Session()
     for _ in range(requests_sent):
         assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
-    return [after - b - 1 for after, b in zip(read_counts(), before)]
+    return [after - b for after, b in zip(read_counts(), before)]
 
 
 class _RetryClosedConnection(Retry):
