@@ -80,7 +80,7 @@ class InferReview:
         text = _review(item, self.limits, where, falcon.HTTPBadRequest)
         label, probability = self.classifier.predict(text, k=1)[0]
         self.stats.predicted(label)
-        resp.media = {label: probability}
+        resp.text = dumps({label: probability})  # JSON by default; skips the media handler lookup
 
 
 class Predict:
