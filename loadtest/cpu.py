@@ -40,6 +40,11 @@ def parse_groups(text: str) -> dict[str, list[str]]:
     return groups
 
 
+def parts_of(groups: dict[str, list[str]], target: str) -> dict[str, list[str]]:
+    """`target`'s groups by part: {"workers": [...], "nginx": [...]}."""
+    return {name.split("-", 1)[1]: ids for name, ids in groups.items() if name.split("-")[0] == target}
+
+
 def _container_s(root: Path, cid: str) -> float | None:
     v1 = [f"cpuacct/docker/{cid}", f"cpu,cpuacct/docker/{cid}",
           f"cpuacct/system.slice/docker-{cid}.scope", f"cpu,cpuacct/system.slice/docker-{cid}.scope"]

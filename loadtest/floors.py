@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import resource
 import signal
 import subprocess
 import sys
@@ -48,7 +46,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import cpu  # noqa: E402
+import hdr  # noqa: E402
 import sweep  # noqa: E402
+
 # A worker's answer to the sweep's review, byte for byte the same length.
 ANSWER = b'{"3 star":0.421944260597229}'
 
@@ -100,6 +100,11 @@ def nginx_pids(pid_file: Path) -> list[int]:
     return [master, *children(master)]
 
 
+def pid_ids(pids) -> list[str]:
+    """Processes as cpu.py names them."""
+    return [f"pid:{p}" for p in pids]
+
+
 def nginx_conf(ports: tuple[int, int], answer_itself: bool) -> str:
     conf = (ROOT / "nginx" / "nginx.conf").read_text()
     swaps = [("listen 9000 ", f"listen {ports[0]} "), ("listen 9001;", f"listen {ports[1]};")]
@@ -141,7 +146,7 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
         time.sleep(0.1)
 
 
-def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[str, list[int]],
+def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[str, list[str]],
             duration: int, rounds: int, body: str) -> None:
     """Each target driven flat out by wrk, interleaved; a table of what each reached."""
     script = workdir / "post.lua"
@@ -152,21 +157,18 @@ def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[
     rows = ["| round | target | requests/s | CPU us/request |", "|---:|---|---:|---|"]
     for rnd in range(1, rounds + 1):
         for name, url in targets.items():
-            mine = {g.split("-", 1)[1]: pids for g, pids in groups.items() if g.split("-")[0] == name}
-            before = {part: cpu.usage_s([f"pid:{p}" for p in pids]) for part, pids in mine.items()}
-            gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            mine = cpu.parts_of(groups, name)
+            before = {part: cpu.usage_s(ids) for part, ids in mine.items()}
+            gen_before = sweep.children_cpu_s()
             out = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "-s", str(script),
                                   url + "/inferreview"], capture_output=True, text=True, check=True).stdout
-            gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            requests = int(re.search(r"(\d+) requests in", out)[1])
-            if re.search(r"Non-2xx|Socket errors", out):
-                raise SystemExit(f"{name}: wrk saw errors:\n{out}")
-            gen_s = (gen_after.ru_utime + gen_after.ru_stime) - (gen_before.ru_utime + gen_before.ru_stime)
-            costs = {"wrk": gen_s} | {part: cpu.usage_s([f"pid:{p}" for p in pids]) - before[part]
-                                      for part, pids in mine.items()}
-            per = ", ".join(f"{k} {v / requests * 1e6:.1f}" for k, v in costs.items())
-            rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-            rows.append(f"| {rnd} | {name} | {rate:.0f} | {per} |")
+            costs = {"wrk": sweep.children_cpu_s() - gen_before} | {
+                part: cpu.usage_s(ids) - before[part] for part, ids in mine.items()}
+            res = hdr.parse(out)
+            if res.errors or not res.requests:
+                raise SystemExit(f"{name}: wrk saw errors or no request:\n{out}")
+            per = ", ".join(f"{k} {v / res.requests * 1e6:.1f}" for k, v in costs.items())
+            rows.append(f"| {rnd} | {name} | {res.requests_per_sec:.0f} | {per} |")
             print(rows[-1], flush=True)
     (results / "ceiling.md").write_text(
         f"# Ceiling: `wrk -t2 -c64 -d{duration}s`, flat out, POST of the sweep's review\n\n"
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
     product_workers, product_nginx = product_pids(run)
     started: list[subprocess.Popen] = []
     nginx_pid_files: list[Path] = []
-    groups = {"product-workers": product_workers, "product-nginx": product_nginx}
+    groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
     targets = {"product": "http://127.0.0.1:9000"}
     with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
         workdir = Path(tmp)
@@ -219,17 +221,17 @@ def main(argv=None) -> int:
                         started.append(workers[-1])
                         wait_ready(f"http://127.0.0.1:{wport}/", workers[-1])
                     upstreams = [f"127.0.0.1:{w}" for w in range(base_port, base_port + args.workers)]
-                    groups[f"{name}-workers"] = [w.pid for w in workers]
+                    groups[f"{name}-workers"] = pid_ids(w.pid for w in workers)
                 nginx_pid_files.append(start_nginx(workdir, name, upstreams))
                 wait_ready(f"http://127.0.0.1:{port}/readyz")
-                groups[f"{name}-nginx"] = nginx_pids(nginx_pid_files[-1])
+                groups[f"{name}-nginx"] = pid_ids(nginx_pids(nginx_pid_files[-1]))
                 targets[name] = f"http://127.0.0.1:{port}"
             if args.ceiling:
                 results = Path(args.results)
                 results.mkdir(parents=True, exist_ok=True)
                 ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds, sweep.DEFAULT_BODY)
                 return 0
-            cpu_groups = " ".join(f"{g}=" + ",".join(f"pid:{p}" for p in pids) for g, pids in groups.items())
+            cpu_groups = " ".join(f"{g}=" + ",".join(ids) for g, ids in groups.items())
             subprocess.run([sys.executable, str(HERE / "sweep.py"), "--results", args.results,
                             "--rates", args.rates, "--duration", args.duration,
                             "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),

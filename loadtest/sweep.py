@@ -138,8 +138,8 @@ def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) 
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(HERE / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
            f"-d{args.duration}", f"-R{rate}", "-L", url + "/inferreview", args.body]
-    mine = {g: ids for g, ids in groups.items() if g.split("-")[0] == name}
-    cpu_before = {g: cpu.usage_s(ids) for g, ids in mine.items()}
+    mine = cpu.parts_of(groups, name)
+    cpu_before = {part: cpu.usage_s(ids) for part, ids in mine.items()}
     gen_before, wall = children_cpu_s(), time.monotonic()
     total = seconds(args.duration)
     with Progress(f"{name} @ {rate} req/s", total):
@@ -160,11 +160,11 @@ def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) 
     }
     if requests_all:
         info["cpu_us_per_request"]["wrk2"] = round(gen_s / requests_all * 1e6, 2)
-        for g, ids in mine.items():
+        for part, ids in mine.items():
             after = cpu.usage_s(ids)
-            if after is not None and cpu_before[g] is not None:
-                info["cpu_us_per_request"][g.split("-", 1)[1]] = round(
-                    (after - cpu_before[g]) / requests_all * 1e6, 2)
+            if after is not None and cpu_before[part] is not None:
+                info["cpu_us_per_request"][part] = round(
+                    (after - cpu_before[part]) / requests_all * 1e6, 2)
     (out_dir / f"R{rate}.json").write_text(json.dumps(info, indent=1) + "\n")
     return info | {"result": res}
 
