@@ -25,7 +25,8 @@ help:
 	@echo "make swarm-deploy  the same stack on Docker Swarm (docker stack deploy; STACK=reviewrating)"
 	@echo "make swarm-rm    remove it"
 	@echo "make images      only build the images (no registry needed)"
-	@echo "make loadtest    latency sweep in the wrk2 container: bjoern vs gunicorn vs granian"
+	@echo "make loadtest    latency sweep in the wrk2 container: bjoern vs the Rust fastText server, gunicorn, granian"
+	@echo "                 PIN=1: per core (servers on one CPU set, the generator on its own)"
 	@echo "                 (RATES=\"2000 8000\" DURATION=20s CONNECTIONS=64 THREADS=1; results in loadtest/results/)"
 	@echo "make plot        redraw loadtest/results/*.png and summary.md from the saved spectra"
 	@echo "make soak        10 min at 70% of capacity: zero errors, worker RSS flat (SOAK_RATE, SOAK_DURATION)"
@@ -100,23 +101,45 @@ swarm-rm:
 # --- Load test (loadtest/) -------------------------------------------------------
 # The servers bjoern is compared with (profile peers) and the load generator.
 PROFILES := --profile peers --profile loadtest
+# PIN=1, what one core buys: the servers pinned to every CPU but the last, the
+# generator to the last (loadtest/percore.yml), WORKERS one per server CPU, and
+# the workers also driven directly (no nginx).
+ifeq ($(PIN),1)
+NCPU := $(shell nproc)
+ifeq ($(NCPU),1)
+$(error PIN=1 needs 2 CPUs or more: one for the generator)
+endif
+SERVER_CPUS ?= $(if $(filter 2,$(NCPU)),0,0-$(shell expr $(NCPU) - 2))
+GENERATOR_CPUS ?= $(shell expr $(NCPU) - 1)
+TARGETS ?= bjoern=http://nginx:9000 bjoern-direct=http://worker:8000 \
+           rust=http://nginx-rust:9000/predict rust-direct=http://worker-rust:8000/predict \
+           gunicorn=http://nginx-gunicorn:9000 granian=http://nginx-granian:9000
+export TARGETS
+LOADTEST_COMPOSE := WORKERS=$(or $(WORKERS),$(shell expr $(NCPU) - 1)) SERVER_CPUS=$(SERVER_CPUS) \
+    GENERATOR_CPUS=$(GENERATOR_CPUS) docker compose -f docker-compose.yml -f loadtest/percore.yml
+else
+LOADTEST_COMPOSE := $(COMPOSE)
+endif
 # Where the sweep's spectra, PNGs and summary.md land (an absolute path).
 LOADTEST_RESULTS ?= $(CURDIR)/loadtest/results
 export LOADTEST_RESULTS
 # CPU per request: each target's containers, by id (loadtest/cpu.py reads their cgroups).
 GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunicorn \
-          gunicorn-nginx=nginx-gunicorn granian-workers=worker-granian granian-nginx=nginx-granian
+          gunicorn-nginx=nginx-gunicorn granian-workers=worker-granian granian-nginx=nginx-granian \
+          rust-workers=worker-rust rust-nginx=nginx-rust \
+          bjoern-direct-workers=worker rust-direct-workers=worker-rust
 
 loadtest-images: images
+	docker/build-rust-peer.sh docker/rustbin
 	$(COMPOSE) $(PROFILES) build
 
 loadtest: loadtest-images
-	$(COMPOSE) --profile peers up --detach --wait
+	$(LOADTEST_COMPOSE) --profile peers up --detach --wait
 	mkdir -p $(LOADTEST_RESULTS)
 	groups=; for g in $(GROUPS); do \
-	    groups="$$groups $${g%%=*}=$$($(COMPOSE) --profile peers ps -q $${g#*=} | paste -sd, -)"; \
+	    groups="$$groups $${g%%=*}=$$($(LOADTEST_COMPOSE) --profile peers ps -q $${g#*=} | paste -sd, -)"; \
 	done; \
-	LOADTEST_USER=$$(id -u):$$(id -g) CPU_GROUPS="$$groups" $(COMPOSE) $(PROFILES) run --rm wrk2 make loadtest
+	LOADTEST_USER=$$(id -u):$$(id -g) CPU_GROUPS="$$groups" $(LOADTEST_COMPOSE) $(PROFILES) run --rm wrk2 make loadtest
 
 plot: loadtest-images
 	mkdir -p $(LOADTEST_RESULTS)

@@ -41,8 +41,10 @@ def parse_groups(text: str) -> dict[str, list[str]]:
 
 
 def parts_of(groups: dict[str, list[str]], target: str) -> dict[str, list[str]]:
-    """`target`'s groups by part: {"workers": [...], "nginx": [...]}."""
-    return {name.split("-", 1)[1]: ids for name, ids in groups.items() if name.split("-")[0] == target}
+    """`target`'s groups by part: {"workers": [...], "nginx": [...]}. The part is
+    the name's last word, so a target's name may hold dashes (rust-direct-workers)."""
+    return {name.rpartition("-")[2]: ids for name, ids in groups.items()
+            if name.rpartition("-")[0] == target}
 
 
 def _container_s(root: Path, cid: str) -> float | None:

@@ -9,7 +9,10 @@ Writes into RESULTS:
                          CPU per request, and side by side: the highest rate
                          each target kept up with, the highest at p99 <=
                          HELD_P99_MS, worker CPU per request at a common rate,
-                         with ratios to the first target (bjoern)
+                         with ratios to the first target (bjoern); for a
+                         pinned sweep (`make loadtest PIN=1`), a per-core table:
+                         server CPU per request and the highest rate held
+                         at p99 <= HELD_P99_MS, per core
 
 The percentile axis is 1/(1-p) on a log scale, as HdrHistogram plots are drawn,
 so the tail (99 %, 99.9 %, ...) gets as much room as the median.
@@ -33,7 +36,9 @@ sys.path.insert(0, str(HERE))
 import hdr  # noqa: E402
 
 HELD_P99_MS = 10.0
-ORDER = ["bjoern", "gunicorn", "granian"]  # the product first; ratios are to it
+# The product first (ratios are to it), then what a user might pick instead.
+ORDER = ["bjoern", "bjoern-direct", "rust", "rust-direct", "gunicorn", "granian"]
+PER_CORE_RATE = 3000  # the per-core table compares CPU at this rate a core, where all keep up
 
 
 def load(results: Path) -> dict[str, dict[int, dict]]:
@@ -94,7 +99,7 @@ def plot(results: Path, runs: dict[str, dict[int, dict]]) -> list[Path]:
     made = []
     settings = _settings(runs)
     for target, by_rate in runs.items():
-        fig, ax = _axes(f"{target} behind nginx: latency by percentile\n{settings}")
+        fig, ax = _axes(f"{target}: latency by percentile\n{settings}")
         for rate, run in sorted(by_rate.items()):
             _curve(ax, run["result"], f"{rate} req/s (achieved {run['result'].requests_per_sec or 0:.0f})")
         made.append(_save(fig, ax, results / f"latency-{target}.png"))
@@ -163,7 +168,42 @@ def summary(runs: dict[str, dict[int, dict]]) -> str:
             f"| {target} | {k or 'none'} | {'-' if same else _ratio(held(first, None), k)} "
             f"| {h or 'none'} | {'-' if same else _ratio(held(first), h)} "
             f"| {c if c is not None else '-'} | {'-' if same else _ratio(c, worker_cpu(first))} |")
-    return "\n".join(lines) + "\n"
+    cores = {run.get("server_cores") for by_rate in runs.values() for run in by_rate.values()}
+    if cores == {None}:
+        return "\n".join(lines) + "\n"
+    if len(cores) != 1 or None in cores:
+        raise SystemExit(f"runs pinned to different core counts ({cores}): one sweep's results a directory")
+    return "\n".join(lines + per_core(runs, cores.pop())) + "\n"
+
+
+def server_cpu(run: dict) -> float | None:
+    """CPU per request of the server side (workers and nginx), the generator left out."""
+    parts = {k: v for k, v in run.get("cpu_us_per_request", {}).items() if k != "wrk2"}
+    return round(sum(parts.values()), 1) if parts else None
+
+
+def per_core(runs: dict[str, dict[int, dict]], cores: int) -> list[str]:
+    """What one core buys each target: servers pinned to `cores` CPUs, the generator apart."""
+    rates = sorted({r for by_rate in runs.values() for r in by_rate})
+    common = [r for r in rates if all(r in b and _kept_up(b[r], r) for b in runs.values())]
+    at = PER_CORE_RATE * cores if PER_CORE_RATE * cores in common else max(common, default=None)
+    first_name = next(iter(runs))
+    first = runs[first_name]
+    def cpu_at(by_rate):
+        return server_cpu(by_rate[at]) if at else None
+    def per(rate):
+        return rate / cores if rate else None
+    lines = ["", f"Per core (the servers pinned to {cores} CPU{'s' if cores > 1 else ''}, the generator "
+             "to the others; ratios as above):", "",
+             f"| target | server CPU us/request at {f'{per(at):g}' if at else '-'} req/s a core | ratio "
+             f"| highest rate a core at p99 <= {HELD_P99_MS:g} ms | ratio |",
+             "|---|---:|---:|---:|---:|"]
+    for target, by_rate in runs.items():
+        c, h = cpu_at(by_rate), per(held(by_rate))
+        same = target == first_name
+        lines.append(f"| {target} | {c if c is not None else '-'} | {'-' if same else _ratio(c, cpu_at(first))} "
+                     f"| {f'{h:g}' if h else 'none'} | {'-' if same else _ratio(per(held(first)), h)} |")
+    return lines
 
 
 def main(argv: list[str]) -> int:

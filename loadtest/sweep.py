@@ -15,20 +15,29 @@ Settings (flag, environment variable, default):
   --connections  CONNECTIONS  64
   --threads      THREADS      1
   --targets      TARGETS      bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000
-                              granian=http://nginx-granian:9000 (name=base URL, space or comma separated)
+                              granian=http://nginx-granian:9000 rust=http://nginx-rust:9000/predict
+                              (name=URL, space or comma separated; a URL without a path is
+                              the product's API, POST /inferreview with the form body; one
+                              ending in /predict is fasttext-serving's, the same review as
+                              a JSON list of one text)
+  --server-cpus  SERVER_CPUS  the CPUs the servers are pinned to (`make loadtest PIN=1`),
+                              e.g. 0 or 0-2: rates are per core and each run is recorded
+                              with the core count, for the summary's per-core table
   --cpu-groups   CPU_GROUPS   name=container-id,... per line or space (see cpu.py); optional
   --results      RESULTS      results
   --body         BODY         a form-encoded review (text=...)
 
-A target that does not answer GET /readyz is left out (with a message); a
-target that cannot hold a rate (achieved < 90 % of it, or p99 over
-SATURATED_P99_MS) is not driven at higher rates: the sweep would only
-measure its queue and lose minutes.
+A target that does not answer GET /readyz (fasttext-serving: a POST of one
+text) is left out (with a message); a target that cannot hold a rate
+(achieved < 90 % of it, or p99 over SATURATED_P99_MS; with --server-cpus, two
+rates in a row over HELD_P99_MS) is not driven at higher rates: the sweep
+would only measure its queue and lose minutes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import os
 import re
 import resource
@@ -37,6 +46,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,20 +56,67 @@ import cpu  # noqa: E402
 import hdr  # noqa: E402
 
 DEFAULT_TARGETS = ("bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000 "
-                   "granian=http://nginx-granian:9000")
+                   "granian=http://nginx-granian:9000 rust=http://nginx-rust:9000/predict")
+# fasttext-serving's route (the Rust peer): POST a JSON list of raw texts.
+RUST_PATH = "/predict"
 # The seed article's review sentence, form-encoded as its wrk2 runs sent it.
 DEFAULT_BODY = "text=" + urllib.request.quote(
     "I bought this for my husband who plays the piano. He is having a wonderful time playing "
     "these old hymns. The music is at times hard to read because we think the book was "
     "published for singing from more than playing from.", safe="")
 SATURATED_P99_MS = 1000.0
+# Per-core mode: the latency bound a rate must be held at, as the summary counts it.
+HELD_P99_MS = 10.0
 
 
-def default_rates(cores: int) -> list[int]:
+def default_rates(cores: int, pinned: bool = False) -> list[int]:
     """From well below to past what `cores` cores can serve (about 15k req/s a core
-    for the whole path, generator included, on the machine RESULTS.md describes)."""
-    per_core = [1000, 2000, 4000, 6000, 8000, 10000, 12500, 15000]
+    for the whole path, generator included, on the machine RESULTS.md describes;
+    pinned, with the generator on a core of its own, up to 20k a core)."""
+    if pinned:
+        per_core = [1000, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 15000, 20000]
+    else:
+        per_core = [1000, 2000, 4000, 6000, 8000, 10000, 12500, 15000]
     return [r * cores for r in per_core]
+
+
+def count_cpus(cpuset: str) -> int:
+    """How many CPUs a cpuset list names: "0" -> 1, "0-2,4" -> 4."""
+    n = 0
+    for part in cpuset.split(","):
+        m = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
+        if not m or (m[2] and int(m[2]) < int(m[1])):
+            raise SystemExit(f"bad CPU list {cpuset!r}: want e.g. 0 or 0-2,4")
+        n += int(m[2] or m[1]) - int(m[1]) + 1
+    return n
+
+
+def is_rust(url: str) -> bool:
+    return url.endswith(RUST_PATH)
+
+
+def review_of(body: str) -> str:
+    """The review text in a form body `text=...`."""
+    try:
+        fields = urllib.parse.parse_qs(body, strict_parsing=True)
+    except ValueError:
+        fields = {}
+    if list(fields) != ["text"] or len(fields["text"]) != 1:
+        raise SystemExit(f"BODY must be one form field text=...: {body[:80]!r}")
+    return fields["text"][0]
+
+
+def generator_request(url: str, body: str, workdir: Path) -> list[str]:
+    """The generator's URL and request arguments for a target: the form body for
+    the product's API; for fasttext-serving's, a wrk script (-s) that posts the
+    same review as JSON."""
+    if not is_rust(url):
+        return [url + "/inferreview", body]
+    script = workdir / "rust.lua"
+    script.write_text('wrk.method = "POST"\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(json.dumps([review_of(body)]))}\n")
+    return ["-s", str(script), url]
 
 
 def parse_targets(text: str) -> dict[str, str]:
@@ -97,9 +154,15 @@ def seconds(duration: str) -> int:
 
 
 def ready(url: str) -> str | None:
-    """None when GET url/readyz answers 200, else why not."""
+    """None when GET url/readyz answers 200 (fasttext-serving, which has no such
+    route: a POST of one text), else why not."""
+    if is_rust(url):
+        request = urllib.request.Request(url, data=b'["ready"]',
+                                         headers={"Content-Type": "application/json"})
+    else:
+        request = urllib.request.Request(url + "/readyz")
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=3) as r:
+        with urllib.request.urlopen(request, timeout=3) as r:
             return None if r.status == 200 else f"HTTP {r.status}"
     except (urllib.error.URLError, OSError) as exc:
         return str(getattr(exc, "reason", exc))
@@ -137,7 +200,7 @@ def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) 
     out_dir = Path(args.results) / name
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(HERE / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
-           f"-d{args.duration}", f"-R{rate}", "-L", url + "/inferreview", args.body]
+           f"-d{args.duration}", f"-R{rate}", "-L", *generator_request(url, args.body, args.workdir)]
     mine = cpu.parts_of(groups, name)
     cpu_before = {part: cpu.usage_s(ids) for part, ids in mine.items()}
     gen_before, wall = children_cpu_s(), time.monotonic()
@@ -158,6 +221,9 @@ def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) 
         "wall_s": round(wall, 3), "requests": requests_all,
         "cpu_us_per_request": {},
     }
+    if args.server_cpus:
+        info["server_cpus"] = args.server_cpus
+        info["server_cores"] = count_cpus(args.server_cpus)
     if requests_all:
         info["cpu_us_per_request"]["wrk2"] = round(gen_s / requests_all * 1e6, 2)
         for part, ids in mine.items():
@@ -180,9 +246,14 @@ def main(argv=None) -> int:
     p.add_argument("--cpu-groups", default=env("CPU_GROUPS") or "")
     p.add_argument("--results", default=env("RESULTS") or str(HERE / "results"))
     p.add_argument("--body", default=env("BODY") or DEFAULT_BODY)
+    p.add_argument("--server-cpus", default=env("SERVER_CPUS") or "")
     args = p.parse_args(argv)
 
-    rates = parse_rates(args.rates) if args.rates else default_rates(os.cpu_count() or 1)
+    if args.server_cpus:
+        rates = parse_rates(args.rates) if args.rates else default_rates(count_cpus(args.server_cpus), True)
+    else:
+        rates = parse_rates(args.rates) if args.rates else default_rates(os.cpu_count() or 1)
+    review_of(args.body)
     seconds(args.duration)
     if args.connections < args.threads:
         raise SystemExit("CONNECTIONS must be >= THREADS")
@@ -213,7 +284,9 @@ def main(argv=None) -> int:
           f"{args.duration} each, -t{args.threads} -c{args.connections}: "
           f"at most {runs * seconds(args.duration) / 60:.1f} min", flush=True)
     saturated: dict[str, int] = {}
+    missed: dict[str, int] = {}  # per-core mode: rates in a row over HELD_P99_MS
     n = 0
+    args.workdir = Path(tempfile.mkdtemp(prefix="sweep-"))
     for rate in rates:
         for name, url in targets.items():
             n += 1
@@ -231,6 +304,10 @@ def main(argv=None) -> int:
                   flush=True)
             if (info["achieved"] or 0) < 0.9 * rate or p99 > SATURATED_P99_MS:
                 saturated[name] = rate
+            elif args.server_cpus:
+                missed[name] = missed.get(name, 0) + 1 if p99 > HELD_P99_MS else 0
+                if missed[name] == 2:
+                    saturated[name] = rate
     return 0
 
 
