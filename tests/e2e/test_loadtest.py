@@ -19,7 +19,7 @@ from .test_compose import PROJECT, WORKERS, containers, inspect, run
 sys.path.insert(0, str(ROOT / "loadtest"))
 import hdr  # noqa: E402
 
-TARGETS = ["bjoern", "gunicorn", "granian"]
+TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]
 
 
@@ -45,7 +45,8 @@ def test_every_target_and_rate_saved_with_its_cpu(sweep):
         for rate in RATES:
             r = hdr.parse_file(results / target / f"R{rate}.txt")
             assert (r.threads, r.connections, r.duration) == (2, 8, "4s")
-            assert r.url == f"http://nginx{'' if target == 'bjoern' else '-' + target}:9000/inferreview"
+            path = "/predict" if target == "rust" else "/inferreview"  # fasttext-serving's route
+            assert r.url == f"http://nginx{'' if target == 'bjoern' else '-' + target}:9000{path}"
             assert r.spectrum and r.total_count == r.requests
             assert r.errors == 0
             # the generator holds the rate asked (the servers keep up easily here)

@@ -1,0 +1,70 @@
+"""End to end, short: `make loadtest PIN=1`, the per-core mode. Every server of
+the sweep pinned to the first CPU(s), the generator to the last, one worker per
+server CPU, the workers also driven directly; the summary's per-core table."""
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from ..conftest import ROOT
+from .test_compose import containers, inspect
+
+TARGETS = ["bjoern", "bjoern-direct", "rust", "rust-direct", "gunicorn", "granian"]
+RATES = [300, 600]
+NCPU = os.cpu_count()
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory):
+    assert NCPU >= 2, "the per-core mode needs 2 CPUs"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use (`make local-down`?)"
+    results = tmp_path_factory.mktemp("percore-results")
+    env = {**os.environ, "PIN": "1", "RATES": " ".join(map(str, RATES)), "DURATION": "4s",
+           "CONNECTIONS": "8", "THREADS": "1", "LOADTEST_RESULTS": str(results)}
+    env.pop("WORKERS", None)
+    try:
+        done = subprocess.run(["make", "loadtest"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=1500)
+        assert done.returncode == 0, f"make loadtest PIN=1:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        cpusets = {c: inspect(c)["HostConfig"]["CpusetCpus"]
+                   for service in ("worker", "nginx", "worker-rust", "nginx-rust", "worker-gunicorn")
+                   for c in containers(service)}
+        yield results, cpusets
+    finally:
+        subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+
+
+def test_the_servers_have_every_cpu_but_the_last(pinned):
+    _, cpusets = pinned
+    servers = "0" if NCPU == 2 else f"0-{NCPU - 2}"
+    assert cpusets and set(cpusets.values()) == {servers}
+    # one worker per server CPU
+    assert len([c for c in cpusets if "-worker-" in c]) == NCPU - 1
+
+
+def test_every_target_measured_with_its_server_cpu(pinned):
+    results, _ = pinned
+    for target in TARGETS:
+        for rate in RATES:
+            info = json.loads((results / target / f"R{rate}.json").read_text())
+            assert info["server_cores"] == NCPU - 1 and info["errors"] == 0, info
+            assert info["achieved"] == pytest.approx(rate, rel=0.01), info
+            parts = {"wrk2", "workers"} | (set() if target.endswith("-direct") else {"nginx"})
+            assert set(info["cpu_us_per_request"]) == parts, info
+            assert all(v > 0 for v in info["cpu_us_per_request"].values()), info
+
+
+def test_the_per_core_table(pinned):
+    results, _ = pinned
+    summary = (results / "summary.md").read_text()
+    table = summary[summary.index("Per core"):].splitlines()
+    rows = [line for line in table if line.startswith("| ") and line.split(" | ")[0][2:] in TARGETS]
+    assert [r.split(" | ")[0][2:] for r in rows] == TARGETS
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        # server CPU at the highest common rate, and a held rate a core at p99 <= 10 ms
+        assert float(cells[1]) > 0 and float(cells[3]) == RATES[-1] / (NCPU - 1), row
