@@ -28,6 +28,18 @@ ceiling, whatever the latency allowed.
 
 The product's processes are found from `run/` (the local stack's runtime
 directory, RUN_DIR).
+
+With --pin, what one core buys, and no local stack needed: every server (each
+nginx, one process a server CPU; each worker, one a server CPU) is pinned to
+every CPU but the last, the generator to the last (`taskset`), and the stacks
+are the three floors, **product** (the product's own workers, `python -m app`,
+behind nginx :9008) and **rust** (messense/fasttext-serving, one thread a
+process, `--rust`, default docker/rustbin/fasttext-serving, behind nginx :9010,
+POST /predict with the review as JSON). With one server CPU, each stack's
+worker is also driven directly (`<stack>-direct`, no nginx). The summary then
+has the per-core table (plot.py).
+
+    python3 loadtest/floors.py --pin --results loadtest/report/percore --rates 3000,6000,12000
 """
 from __future__ import annotations
 
@@ -39,7 +51,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +99,13 @@ FLOORS = {
     "bare": (9002, 9003, 8101, RAW_WSGI),
     "return": (9004, 9005, None, None),
 }
+# --pin's own stacks, started like the floors: the product, and the Rust peer
+# (its program is a command; PORT is the worker's port).
+PINNED = {
+    "product": (9008, 9009, 8121, ["-m", "app"]),
+    "rust": (9010, 9011, 8131, None),
+}
+RUST_BIN = ROOT / "docker" / "rustbin" / "fasttext-serving"
 
 
 def children(pid: int) -> list[int]:
@@ -105,9 +123,10 @@ def pid_ids(pids) -> list[str]:
     return [f"pid:{p}" for p in pids]
 
 
-def nginx_conf(ports: tuple[int, int], answer_itself: bool) -> str:
+def nginx_conf(ports: tuple[int, int], answer_itself: bool, processes: str = "auto") -> str:
     conf = (ROOT / "nginx" / "nginx.conf").read_text()
-    swaps = [("listen 9000 ", f"listen {ports[0]} "), ("listen 9001;", f"listen {ports[1]};")]
+    swaps = [("listen 9000 ", f"listen {ports[0]} "), ("listen 9001;", f"listen {ports[1]};"),
+             ("worker_processes auto;", f"worker_processes {processes};")]
     if answer_itself:
         swaps.append(("proxy_pass http://workers;", "return 200 '%s';" % ANSWER.decode()))
     for old, new in swaps:
@@ -117,37 +136,32 @@ def nginx_conf(ports: tuple[int, int], answer_itself: bool) -> str:
     return conf
 
 
-def start_nginx(workdir: Path, name: str, upstreams: list[str]) -> Path:
-    port, status_port, _, program = FLOORS[name]
+def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: list[str],
+                answer_itself: bool, pin: list[str], processes: str) -> Path:
     d = workdir / name
     (d / "tmp").mkdir(parents=True)
-    (d / "nginx.conf").write_text(nginx_conf((port, status_port), answer_itself=program is None))
+    (d / "nginx.conf").write_text(nginx_conf(ports, answer_itself, processes))
     (d / "upstream.conf").write_text(subprocess.run(
         [str(ROOT / "nginx" / "render-upstream.sh"), *upstreams],
         check=True, capture_output=True, text=True).stdout)
-    subprocess.run(["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
+    subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
     return d / "nginx.pid"
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """Until `url` answers as sweep.ready() asks (GET /readyz; fasttext-serving: a POST)."""
     deadline = time.monotonic() + timeout
-    while True:
+    while (why := sweep.ready(url)) is not None:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"{url}: its process exited ({proc.returncode}); is bjoern importable "
                              f"by {sys.executable}? (make install, then .venv/bin/python)")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
         if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not ready after {timeout:.0f} s")
+            raise SystemExit(f"{url} not ready after {timeout:.0f} s: {why}")
         time.sleep(0.1)
 
 
 def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[str, list[str]],
-            duration: int, rounds: int, body: str) -> None:
+            duration: int, rounds: int, body: str, pin: list[str]) -> None:
     """Each target driven flat out by wrk, interleaved; a table of what each reached."""
     script = workdir / "post.lua"
     script.write_text(
@@ -160,8 +174,10 @@ def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[
             mine = cpu.parts_of(groups, name)
             before = {part: cpu.usage_s(ids) for part, ids in mine.items()}
             gen_before = sweep.children_cpu_s()
-            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "-s", str(script),
-                                  url + "/inferreview"], capture_output=True, text=True, check=True).stdout
+            request = (sweep.generator_request(url, body, workdir) if sweep.is_rust(url)
+                       else ["-s", str(script), url + "/inferreview"])
+            out = subprocess.run([*pin, "wrk", "-t2", "-c64", f"-d{duration}s", *request],
+                                 capture_output=True, text=True, check=True).stdout
             costs = {"wrk": sweep.children_cpu_s() - gen_before} | {
                 part: cpu.usage_s(ids) - before[part] for part, ids in mine.items()}
             res = hdr.parse(out)
@@ -193,6 +209,16 @@ def product_pids(run: Path) -> tuple[list[int], list[int]]:
     return workers, nginx
 
 
+def worker_command(name: str, program, port: int, rust: Path) -> tuple[list[str], dict]:
+    """How to start one worker of a stack on `port`, and its environment."""
+    if name == "rust":
+        return [str(rust), "--model", str(ROOT / "models" / "amazon_review_full.ftz"),
+                "--address", "127.0.0.1", "--port", str(port), "--workers", "1"], dict(os.environ)
+    if isinstance(program, list):  # the product: its settings come from the environment
+        return [sys.executable, *program], {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    return [sys.executable, "-c", program, str(port)], dict(os.environ)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", required=True)
@@ -201,41 +227,66 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--ceiling", action="store_true", help="wrk flat out instead of the sweep")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--pin", action="store_true",
+                   help="servers on every CPU but the last, the generator on the last; own product and rust stacks")
+    p.add_argument("--rust", type=Path, default=RUST_BIN, help="fasttext-serving's binary, for --pin")
     args = p.parse_args(argv)
 
-    run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
-    product_workers, product_nginx = product_pids(run)
     started: list[subprocess.Popen] = []
     nginx_pid_files: list[Path] = []
-    groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
-    targets = {"product": "http://127.0.0.1:9000"}
+    groups: dict[str, list[str]] = {}
+    targets: dict[str, str] = {}
+    stacks = dict(FLOORS)
+    server_pin, gen_pin, processes, server_cpus = [], [], "auto", ""
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs 2 CPUs or more: one for the generator")
+        if not os.access(args.rust, os.X_OK):
+            raise SystemExit(f"{args.rust} is missing: docker/build-rust-peer.sh docker/rustbin (or --rust PATH)")
+        server_cpus = ",".join(map(str, cpus[:-1]))
+        server_pin, gen_pin = ["taskset", "-c", server_cpus], ["taskset", "-c", str(cpus[-1])]
+        args.workers = processes = len(cpus) - 1
+        stacks |= PINNED
+    else:
+        run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
+        product_workers, product_nginx = product_pids(run)
+        groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
+        targets = {"product": "http://127.0.0.1:9000"}
     with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
         workdir = Path(tmp)
         try:
-            for name, (port, _, base_port, program) in FLOORS.items():
+            for name, (port, status_port, base_port, program) in stacks.items():
+                path = sweep.RUST_PATH if name == "rust" else ""
                 upstreams = ["127.0.0.1:1"]  # nginx needs one; `return` never uses it
-                if program is not None:
+                if base_port is not None:
                     workers = []
                     for wport in range(base_port, base_port + args.workers):
-                        workers.append(subprocess.Popen([sys.executable, "-c", program, str(wport)]))
+                        cmd, env = worker_command(name, program, wport, args.rust)
+                        workers.append(subprocess.Popen([*server_pin, *cmd], env=env, cwd=ROOT))
                         started.append(workers[-1])
-                        wait_ready(f"http://127.0.0.1:{wport}/", workers[-1])
+                        wait_ready(f"http://127.0.0.1:{wport}{path}", workers[-1])
                     upstreams = [f"127.0.0.1:{w}" for w in range(base_port, base_port + args.workers)]
                     groups[f"{name}-workers"] = pid_ids(w.pid for w in workers)
-                nginx_pid_files.append(start_nginx(workdir, name, upstreams))
-                wait_ready(f"http://127.0.0.1:{port}/readyz")
+                    if args.pin and args.workers == 1:
+                        groups[f"{name}-direct-workers"] = groups[f"{name}-workers"]
+                        targets[f"{name}-direct"] = f"http://127.0.0.1:{base_port}{path}"
+                nginx_pid_files.append(start_nginx(workdir, name, (port, status_port), upstreams,
+                                                   base_port is None, server_pin, processes))
+                wait_ready(f"http://127.0.0.1:{port}{path}")
                 groups[f"{name}-nginx"] = pid_ids(nginx_pids(nginx_pid_files[-1]))
-                targets[name] = f"http://127.0.0.1:{port}"
+                targets[name] = f"http://127.0.0.1:{port}{path}"
             if args.ceiling:
                 results = Path(args.results)
                 results.mkdir(parents=True, exist_ok=True)
-                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds, sweep.DEFAULT_BODY)
+                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds,
+                        sweep.DEFAULT_BODY, gen_pin)
                 return 0
             cpu_groups = " ".join(f"{g}=" + ",".join(ids) for g, ids in groups.items())
-            subprocess.run([sys.executable, str(HERE / "sweep.py"), "--results", args.results,
+            subprocess.run([*gen_pin, sys.executable, str(HERE / "sweep.py"), "--results", args.results,
                             "--rates", args.rates, "--duration", args.duration,
                             "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),
-                            "--cpu-groups", cpu_groups], check=True)
+                            "--cpu-groups", cpu_groups, "--server-cpus", server_cpus], check=True)
             subprocess.run([sys.executable, str(HERE / "plot.py"), args.results], check=True)
         finally:
             for pid_file in nginx_pid_files:

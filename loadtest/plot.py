@@ -37,7 +37,7 @@ import hdr  # noqa: E402
 
 HELD_P99_MS = 10.0
 # The product first (ratios are to it), then what a user might pick instead.
-ORDER = ["bjoern", "bjoern-direct", "rust", "rust-direct", "gunicorn", "granian"]
+ORDER = ["bjoern", "bjoern-direct", "product", "product-direct", "rust", "rust-direct", "gunicorn", "granian"]
 PER_CORE_RATE = 3000  # the per-core table compares CPU at this rate a core, where all keep up
 
 
