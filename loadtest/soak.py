@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         raise SystemExit("no worker container is running: `make up` first")
     print(f"soak: {args.rate} req/s for {args.duration} against nginx:9000, "
           f"{len(pids)} workers; RSS every {args.sample:g} s", flush=True)
-    cmd = ["docker", "compose", "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/wrk2",
+    cmd = ["docker", "compose", "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2",
            "wrk2", "-t1", f"-c{args.connections}", f"-d{args.duration}", f"-R{args.rate}", "-L",
            "--record-all", "http://nginx:9000/inferreview", DEFAULT_BODY]
     samples: list[dict] = []

@@ -136,7 +136,7 @@ def children_cpu_s() -> float:
 def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) -> dict:
     out_dir = Path(args.results) / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(HERE / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
+    cmd = [str(HERE / "bin" / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
            f"-d{args.duration}", f"-R{rate}", "-L", url + "/inferreview", args.body]
     mine = cpu.parts_of(groups, name)
     cpu_before = {part: cpu.usage_s(ids) for part, ids in mine.items()}
