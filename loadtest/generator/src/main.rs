@@ -29,7 +29,8 @@ const MAX_LATENCY_US: u64 = 24 * 3600 * 1_000_000; // wrk2's MAX_LATENCY
 const CALIBRATE_DELAY_US: u64 = 10_000_000; // wrk2's CALIBRATE_DELAY_MS
 const TIMEOUT_INTERVAL_US: u64 = 2_000_000; // wrk2's TIMEOUT_INTERVAL_MS
 const BUCKET_US: u64 = 100_000; // Req/Sec sampling interval
-const RECVBUF: usize = 8192;
+const RECVBUF: usize = 16384;
+const MAX_RESPONSE: usize = 64 << 20;
 
 pub struct Config {
     pub threads: usize,
@@ -328,7 +329,7 @@ struct Conn {
     caught_up: bool,
     cu_start: u64,
     cu_k: u64,
-    buf: Box<[u8; RECVBUF * 2]>,
+    buf: Vec<u8>, // read buffer, grown for large responses
     len: usize,
 }
 
@@ -438,7 +439,7 @@ impl Worker {
                 caught_up: true,
                 cu_start: 0,
                 cu_k: 0,
-                buf: Box::new([0u8; RECVBUF * 2]),
+                buf: vec![0u8; RECVBUF],
                 len: 0,
             })
             .collect();
@@ -605,8 +606,11 @@ impl Worker {
             let c = &mut self.conns[i];
             let Some(s) = c.stream.as_mut() else { return };
             if c.len == c.buf.len() {
-                // a response larger than the buffer: keep only what parsing needs
-                return self.reconnect(i, false);
+                if c.buf.len() >= MAX_RESPONSE {
+                    die(&format!("a response larger than {MAX_RESPONSE} bytes"));
+                }
+                let grown = c.buf.len() * 2; // a response larger than the buffer
+                c.buf.resize(grown, 0);
             }
             let n = match s.read(&mut c.buf[c.len..]) {
                 Ok(0) => {
