@@ -8,8 +8,9 @@
 //! t0 + i/R + k*C/R (R total rate; the phases interleave the connections), and
 //! latency = completion - that intended time, whenever the request really went.
 //! Waiting is wrk2's: a connection that is early waits on the event loop's
-//! millisecond timer (round(us/1000 + 0.5) ms, as wrk2's delay_request), so
-//! requests leave on 1 ms ticks in small bursts and carry wrk2's ~1 ms.
+//! millisecond timer (round(us/1000 + 0.5) ms on a ms clock, as wrk2's
+//! delay_request on ae), so requests leave on 1 ms ticks in small bursts and
+//! carry wrk2's ~1 ms.
 
 mod report;
 mod script;
@@ -545,10 +546,12 @@ impl Worker {
         if send_at <= now as f64 {
             self.send(i, now);
         } else {
-            // wrk2's delay_request: an ae timer of round(us/1000 + 0.5) ms
+            // wrk2's delay_request: an ae timer of round(us/1000 + 0.5) ms,
+            // which ae fires at the first loop pass in or after that ms (ms
+            // clock): the timers due in one ms go out together, in a burst
             let ms = ((send_at - now as f64) / 1000.0 + 0.5).round() as u64;
             c.state = State::Idle;
-            self.heap.push(Reverse((now + ms * 1000, i, k)));
+            self.heap.push(Reverse(((now / 1000 + ms) * 1000, i, k)));
         }
     }
 
@@ -698,8 +701,9 @@ impl Worker {
             if now >= self.end_us {
                 break;
             }
+            let started = Instant::now() >= self.t0;
             while let Some(&Reverse((at, i, k))) = self.heap.peek() {
-                if at > now {
+                if at > now || !started {
                     break;
                 }
                 self.heap.pop();
@@ -707,7 +711,8 @@ impl Worker {
                     continue; // stale: that slot was served another way
                 }
                 match self.conns[i].state {
-                    State::Idle => self.send(i, now),
+                    // wrk2's delay_request: send if due, else wait another timer
+                    State::Idle => self.schedule(i, now),
                     State::Down => self.connect(i),
                     _ => {}
                 }
