@@ -53,6 +53,7 @@ local-status:
 	$(PY) -m app.local status
 
 test: install model generator
+	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
 
 train: install

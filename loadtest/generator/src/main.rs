@@ -407,7 +407,7 @@ fn parse_response(buf: &[u8]) -> Parsed {
                         }
                         return Parsed::Complete { len: at + 2, status, close };
                     }
-                    let end = at + size as usize + 2;
+                    let end = at.saturating_add(size as usize).saturating_add(2);
                     if buf.len() < end {
                         return Parsed::Partial;
                     }
@@ -421,7 +421,7 @@ fn parse_response(buf: &[u8]) -> Parsed {
     match length {
         Some(n) if buf.len() >= head + n => Parsed::Complete { len: head + n, status, close },
         Some(_) => Parsed::Partial,
-        None => Parsed::Bad, // a body delimited by close: not supported
+        None => Parsed::Bad, // a body delimited by close: not supported (a read error)
     }
 }
 
@@ -752,5 +752,32 @@ impl Worker {
             errors: self.errors,
             calibrated: self.calibrated,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn len(r: Parsed) -> Option<usize> {
+        match r {
+            Parsed::Complete { len, .. } => Some(len),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn responses_are_delimited() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
+        assert_eq!(len(parse_response(ok)), Some(43));
+        assert!(matches!(parse_response(&ok[..40]), Parsed::Partial));
+        let chunked = b"HTTP/1.1 503 x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert!(matches!(parse_response(chunked), Parsed::Complete { status: 503, close: false, .. }));
+        assert_eq!(len(parse_response(chunked)), Some(chunked.len()));
+        assert!(matches!(parse_response(&chunked[..chunked.len() - 1]), Parsed::Partial));
+        let close = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+        assert!(matches!(parse_response(close), Parsed::Complete { status: 204, close: true, .. }));
+        assert!(matches!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n"), Parsed::Bad));
+        assert!(matches!(parse_response(b"garbage\r\n\r\n"), Parsed::Bad));
     }
 }
