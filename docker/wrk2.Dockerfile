@@ -1,6 +1,7 @@
-# The load generator: Debian's wrk with loadtest/wrk2.lua (wrk2's constant-rate,
-# coordinated-omission-corrected method; see loadtest/GENERATOR.md), the sweep
-# runner and the plots. Build context: the project root.
+# The load generator: loadtest/bin/wrk2 (loadtest/generator, wrk2's constant-rate,
+# coordinated-omission-corrected method in Rust; see loadtest/GENERATOR.md), built
+# on the host by `make generator` and copied in with loadtest/, the sweep runner
+# and the plots. Build context: the project root.
 ARG BASE_IMAGE=debian:bookworm-slim
 
 FROM ${BASE_IMAGE} AS builder
@@ -17,12 +18,13 @@ RUN python3 -m venv /opt/venv \
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends wrk python3 make curl \
+ && apt-get install -y --no-install-recommends python3 make curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10003 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin loadtest
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MPLCONFIGDIR=/tmp/matplotlib
 WORKDIR /loadtest
 COPY loadtest/ /loadtest/
+RUN test -x /loadtest/bin/wrk2 || { echo 'loadtest/bin/wrk2 missing: run make generator first' >&2; exit 1; }
 USER loadtest
 CMD ["make", "loadtest"]

@@ -1,4 +1,4 @@
-"""Parse wrk2 ``-L`` output (giltene/wrk2, or loadtest/wrk2) into data.
+"""Parse wrk2 ``-L`` output (giltene/wrk2, or loadtest/bin/wrk2) into data.
 
 Reads the "Detailed Percentile spectrum" block (HdrHistogram's classic text:
 Value / Percentile / TotalCount / 1/(1-Percentile), values in ms) with its

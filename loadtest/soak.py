@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         raise SystemExit("no worker container is running: `make up` first")
     print(f"soak: {args.rate} req/s for {args.duration} against nginx:9000, "
           f"{len(pids)} workers; RSS every {args.sample:g} s", flush=True)
-    cmd = ["docker", "compose", "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/wrk2",
+    cmd = ["docker", "compose", "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2",
            "wrk2", "-t1", f"-c{args.connections}", f"-d{args.duration}", f"-R{args.rate}", "-L",
            "--record-all", "http://nginx:9000/inferreview", DEFAULT_BODY]
     samples: list[dict] = []
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                         f"{100 * spread:.2f} % | {'flat' if spread <= FLAT else 'NOT flat'} |")
     report = "\n".join([
         "# Soak", "",
-        f"{args.rate} req/s for {args.duration} (`loadtest/wrk2 -t1 -c{args.connections} --record-all`), "
+        f"{args.rate} req/s for {args.duration} (`loadtest/bin/wrk2 -t1 -c{args.connections} --record-all`), "
         f"RSS sampled every {args.sample:g} s.", "",
         f"- achieved {res.requests_per_sec} req/s, {res.requests} requests, errors {res.errors}",
         f"- latency p50 {res.percentile(50):.2f} ms, p99 {res.percentile(99):.2f} ms, "

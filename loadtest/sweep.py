@@ -1,7 +1,7 @@
 """A constant-throughput latency sweep: every rate against every server.
 
 For each rate in RATES and each target in TARGETS (interleaved, so the
-servers share the machine's noise), run the wrk2 generator (loadtest/wrk2:
+servers share the machine's noise), run the wrk2 generator (loadtest/bin/wrk2:
 constant rate, latency from each request's intended send time) and save its
 whole output, percentile spectrum included, as RESULTS/<target>/R<rate>.txt,
 with the CPU time it cost beside it in R<rate>.json.
@@ -199,7 +199,7 @@ def children_cpu_s() -> float:
 def run_one(name: str, url: str, rate: int, args, groups: dict[str, list[str]]) -> dict:
     out_dir = Path(args.results) / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(HERE / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
+    cmd = [str(HERE / "bin" / "wrk2"), f"-t{args.threads}", f"-c{args.connections}",
            f"-d{args.duration}", f"-R{rate}", "-L", *generator_request(url, args.body, args.workdir)]
     mine = cpu.parts_of(groups, name)
     cpu_before = {part: cpu.usage_s(ids) for part, ids in mine.items()}

@@ -1,6 +1,6 @@
 """Tests of loadtest/hdr.py on real wrk2 output (../shared/anchors) and of the
-generator loadtest/wrk2 (Debian's wrk + loadtest/wrk2.lua) in short live runs
-against a local HTTP server."""
+generator loadtest/bin/wrk2 (loadtest/generator, built by `make generator`) in
+short live runs against a local HTTP server."""
 import math
 import os
 import shutil
@@ -19,6 +19,14 @@ sys.path.insert(0, str(HERE))
 import hdr  # noqa: E402
 
 SAMPLES = HERE / "samples"
+GEN = HERE / "bin" / "wrk2"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    """The generator, built (or found up to date) by the project's Makefile."""
+    subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "generator"], check=True, timeout=900)
+    return str(GEN)
 
 
 def STALL(name):  # noqa: N802 - reads like the directory it stands for
@@ -157,9 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the service
     wbufsize = -1                   # one write per response (no Nagle/delayed-ACK stalls)
     disable_nagle_algorithm = True
+    seen = []                       # (method, content type, body) of each request
 
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Handler.seen.append((self.command, self.headers.get("Content-Type"), body))
         body = b'{"5 star": 0.9}' if self.path == "/ok" else b"{}"
         self.send_response(200 if self.path == "/ok" else 503)
         self.send_header("Content-Type", "application/json")
@@ -171,34 +181,67 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("path", ["/ok", "/fail"])
-def test_live_generator(path):
-    """3 s at 200 req/s against a local server: wrk2-format output, the rate
-    held, POST body sent, non-2xx counted."""
+def _serve():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("path,threads,conns,rate", [("/ok", 1, 4, 200), ("/fail", 1, 4, 200),
+                                                     ("/ok", 2, 16, 400)])
+def test_live_generator(gen, path, threads, conns, rate):
+    """3 s at a constant rate against a local server: wrk2-format output, the
+    rate held (by every thread's event loop), the form POST sent, non-2xx counted."""
+    server = _serve()
+    _Handler.seen = []
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}{path}"
         out = subprocess.run(
-            [str(HERE / "wrk2"), "-t1", "-c4", "-d3s", "-R200", "-L", url, "text=hello+world"],
+            [gen, f"-t{threads}", f"-c{conns}", "-d3s", f"-R{rate}", "-L", url, "text=hello+world"],
             capture_output=True, text=True, timeout=30, check=True).stdout
     finally:
         server.shutdown()
         server.server_close()
     r = hdr.parse(out)
     check_spectrum(r)
-    assert (r.threads, r.connections, r.duration) == (1, 4, "3s")
-    assert r.requests_per_sec == pytest.approx(200, rel=0.03)
+    assert (r.threads, r.connections, r.duration) == (threads, conns, "3s")
+    assert r.requests_per_sec == pytest.approx(rate, rel=0.03)
     assert r.total_count == r.requests
+    assert set(_Handler.seen) == {("POST", "application/x-www-form-urlencoded", b"text=hello+world")}
+    # the server saw the counted requests, plus at most one in flight per connection at the end
+    assert r.requests <= len(_Handler.seen) <= r.requests + conns
     if path == "/ok":
         assert r.errors == 0
     else:
-        # wrk counts errors over all requests, the few warm-up ones included
-        assert r.requests <= r.non_2xx_3xx <= r.requests + 8
+        assert r.non_2xx_3xx == r.requests
 
 
-def test_report_matches_hdrhistogram_c():
-    """wrk2.lua's histogram and report code, fed fixed values (WRK2_SELFTEST),
+def test_static_wrk_script(gen, tmp_path):
+    """-s reads the static wrk scripts of ../shared/tools/percore (method, body,
+    headers) and refuses anything else with a clear error."""
+    server = _serve()
+    _Handler.seen = []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/ok"
+        script = shared_file("tools", "percore", "post-json.lua")
+        out = subprocess.run([gen, "-t1", "-c2", "-d1s", "-R50", "-s", str(script), url],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        bad = tmp_path / "dynamic.lua"
+        bad.write_text('request = function() return wrk.format("GET", "/") end\n')
+        refused = subprocess.run([gen, "-t1", "-c1", "-d1s", "-R10", "-s", str(bad), url],
+                                 capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hdr.parse(out).requests_per_sec == pytest.approx(50, rel=0.05)
+    assert set(_Handler.seen) == {
+        ("POST", "application/json", b'["I love this product. It works great and arrived on time."]')}
+    assert refused.returncode != 0 and "dynamic.lua: line 1" in refused.stderr
+    assert "only wrk.method, wrk.body" in refused.stderr
+
+
+def test_report_matches_hdrhistogram_c(gen):
+    """The generator's histogram and report code, fed fixed values (WRK2_SELFTEST),
     print exactly the saved report samples/selftest-expected.txt (wrk2's
     print format, checked against HdrHistogram by test_selftest_matches_hdrh)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -206,7 +249,7 @@ def test_report_matches_hdrhistogram_c():
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/ok"
         env = dict(os.environ, WRK2_SELFTEST=str(SAMPLES / "selftest-values.txt"))
-        out = subprocess.run([str(HERE / "wrk2"), "-t1", "-c1", "-d1s", "-R10", "-L", url],
+        out = subprocess.run([gen, "-t1", "-c1", "-d1s", "-R10", "-L", url],
                              capture_output=True, text=True, timeout=30, check=True, env=env).stdout
     finally:
         server.shutdown()

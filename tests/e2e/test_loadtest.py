@@ -92,7 +92,7 @@ def test_a_stall_shows_in_the_corrected_percentiles(sweep):
 
     def load():
         out["run"] = run("docker", "compose", "--project-name", PROJECT, "--profile", "loadtest",
-                         "run", "--rm", "--entrypoint", "/loadtest/wrk2", "wrk2",
+                         "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2", "wrk2",
                          "-t1", "-c16", "-d7s", "-R500", "-L", "--record-all",
                          "http://nginx:9000/inferreview", "text=I+love+this+product.", timeout=120)
 
