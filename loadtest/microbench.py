@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     parts = [
         ("POST /inferreview through the WSGI app", post),
         ("  the same, counted for /metrics (as get_app serves)", counted_post),
-        ("  form parsing (the app's handler)", lambda: form._deserialize(BODY)),
+        ("  form parsing (the app's handler)", lambda: form.deserialize_body(BODY)),
         ("  form parsing (the standard library's parse_qs)",
          lambda: parse_qs(BODY.decode("ascii"), keep_blank_values=True)),
         ("  normalisation", lambda: classifier.normalize(text)),
