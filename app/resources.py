@@ -66,9 +66,12 @@ class InferReview:
         self.form = StrictFormHandler()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        if _reject_oversized(req, self.limits):
+        length = _reject_oversized(req, self.limits)
+        if length:
             if self.respond is not None and req.content_type == falcon.MEDIA_URLENCODED:
-                body = req.bounded_stream.read()
+                # The declared length, read from the WSGI input itself: no
+                # BoundedStream object for the one read this path makes.
+                body = req.stream.read(length)
                 answer = self.respond(body)
                 if answer is not None:
                     resp.data = answer
