@@ -58,11 +58,11 @@ class InferReview:
         self.stats = stats
         # The plain form body answered in one compiled call (app/native),
         # which counts its own predictions for /metrics.
-        compiled = classifier.responder(limits.max_text_chars) if compiled else None
-        self.respond = compiled.respond if compiled else None
-        if compiled:
+        native = classifier.responder(limits.max_text_chars) if compiled else None
+        self.respond = native.respond if native else None
+        if native:
             stats.counted_elsewhere.append(
-                lambda: {label: n for label, n in zip(classifier.labels, compiled.counts()) if n})
+                lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
         self.form = StrictFormHandler()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
