@@ -36,9 +36,13 @@ help:
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The worker's compiled part (fastText + POST /inferreview), built from source here.
+NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.toml app/native/fasttext-sdist.txt
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./app/native
 	touch $@
 
 model:

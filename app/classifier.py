@@ -5,10 +5,11 @@ import resource
 import signal
 from pathlib import Path
 
-import fasttext_pybind
+import reviewrating_native
 
 from .manifest import Manifest, ModelError, sha256_of
-from .normalize import PREPROCESSORS
+from .media import dumps
+from .normalize import PREPROCESSORS, normalize_classification_results
 
 LABEL_PREFIX = "__label__"
 # fastText adds 1e-5 to probabilities before taking their log (std_log), so a
@@ -18,39 +19,37 @@ MAX_PROBABILITY = 1.0000101
 
 
 class FastTextModel:
-    """fastText's C++ binding, without the `fasttext` package's Python wrapper.
+    """fastText's C++, through the worker's own extension (app/native), which
+    also answers POST /inferreview's plain case in one call (`responder`).
 
-    The wrapper imports numpy, 25 MB of a worker's resident memory (54 -> 29
-    MB with the model loaded), to build arrays the service never needs, and
-    its newline check and array for one float were a fifth of a prediction
-    (4.9 -> 4.0 us). These few calls are the wrapper's own, minus those."""
+    The same fastText calls as fasttext_pybind's (predictLine on the text and
+    a newline), built from the same release's sources; without the `fasttext`
+    wrapper, whose numpy import was 25 MB of a worker's memory."""
 
     def __init__(self, path: str):
-        self.f = fasttext_pybind.fasttext()
-        self.f.loadModel(path)
+        self.f = reviewrating_native.Model(path)
 
     @property
     def supervised(self) -> bool:
-        return self.f.getArgs().model == fasttext_pybind.model_name.supervised
+        return self.f.supervised
 
     def get_labels(self) -> list[str]:
-        return self.f.getLabels("strict")[0] if self.supervised else []
+        return self.f.labels if self.supervised else []
 
     def get_dimension(self) -> int:
-        return self.f.getArgs().dim
+        return self.f.dimension
 
     def is_quantized(self) -> bool:
-        return self.f.isQuant()
+        return self.f.quantized
 
     def predict(self, text: str, k: int = 1, threshold: float = 0.0) -> list[tuple[float, str]]:
-        """(probability, label) pairs, best first, as the binding gives them. The
-        text must hold no newline (fastText reads one line); the normalisers
-        see to that."""
-        return self.f.predict(text + "\n", k, threshold, "strict")
+        """(probability, label) pairs, best first. The text must hold no
+        newline (fastText reads one line); the normalisers see to that."""
+        return self.f.predict(text + "\n", k, threshold)
 
     def predict_many(self, texts: list[str], k: int = 1, threshold: float = 0.0):
-        """([labels of each text], [probabilities of each text])."""
-        return self.f.multilinePredict([t + "\n" for t in texts], k, threshold, "strict")
+        """[(probability, label) pairs] for each text."""
+        return self.f.predict_many([t + "\n" for t in texts], k, threshold)
 
 
 def _load_bounded(path: Path) -> FastTextModel:
@@ -167,11 +166,20 @@ class Classifier:
 
     def predict_many(self, texts: list[str], k: int = 1, threshold: float = 0.0) -> list[list[tuple[str, float]]]:
         normalized = [self.normalize(t) for t in texts]
-        all_labels, all_probs = self._model.predict_many(normalized, k, threshold)
-        return [
-            [(self._shown[label], float(p)) for label, p in zip(labels, probs)]
-            for labels, probs in zip(all_labels, all_probs)
-        ]
+        return [[(self._shown[label], p) for p, label in pairs]
+                for pairs in self._model.predict_many(normalized, k, threshold)]
+
+    def responder(self, max_chars: int):
+        """A compiled responder: its `respond(form_body) -> bytes | None` is
+        POST /inferreview's answer in one call for a body that is just `text=`
+        and ASCII (None for anything else, which the Python path answers), and
+        `counts()` the predictions it served by label index. Only for the
+        normalisation it reproduces; None when the model needs another."""
+        if self.normalize is not normalize_classification_results:
+            return None
+        # `{"5 star":` exactly as ujson starts the Python path's answer.
+        heads = [dumps({label: 0.5})[:-len("0.5}")] for label in self.labels]
+        return self._model.f.responder(heads, max_chars)
 
     def self_test(self) -> bool:
         """One real prediction: the model answers with a known label and a sane probability."""

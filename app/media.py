@@ -46,9 +46,9 @@ class StrictFormHandler(falcon.media.BaseHandler):
         self.max_fields = max_fields
 
     def deserialize(self, stream, content_type, content_length):
-        return self._deserialize(stream.read())
+        return self.deserialize_body(stream.read())
 
-    def _deserialize(self, body: bytes):
+    def deserialize_body(self, body: bytes):
         try:
             text = body.decode("ascii")
         except UnicodeDecodeError:

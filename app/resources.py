@@ -6,7 +6,7 @@ import falcon
 
 from .classifier import Classifier
 from .config import Limits
-from .media import dumps
+from .media import StrictFormHandler, dumps
 from .normalize import review_text
 from .stats import Stats
 
@@ -52,14 +52,33 @@ def _review(item, limits: Limits, where: str, error) -> str:
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
-    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats):
+    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats, compiled: bool = True):
         self.classifier = classifier
         self.limits = limits
         self.stats = stats
+        # The plain form body answered in one compiled call (app/native),
+        # which counts its own predictions for /metrics.
+        native = classifier.responder(limits.max_text_chars) if compiled else None
+        self.respond = native.respond if native else None
+        if native:
+            stats.counted_elsewhere.append(
+                lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
+        self.form = StrictFormHandler()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        if _reject_oversized(req, self.limits):
-            fields = req.get_media()
+        length = _reject_oversized(req, self.limits)
+        if length:
+            if self.respond is not None and req.content_type == falcon.MEDIA_URLENCODED:
+                # The declared length, read from the WSGI input itself: no
+                # BoundedStream object for the one read this path makes.
+                body = req.stream.read(length)
+                answer = self.respond(body)
+                if answer is not None:
+                    resp.data = answer
+                    return
+                fields = self.form.deserialize_body(body)  # what get_media() would have said
+            else:
+                fields = req.get_media()
         else:
             # The seed read `text` with get_param(), so a query string works too.
             fields = req.params

@@ -19,6 +19,9 @@ class Stats:
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last is +Inf
         self.latency_sum = 0.0
         self.predictions: dict[str, int] = {}
+        # Callables giving {label: n} counted outside `predicted` (the compiled
+        # /inferreview counts in C), added in when /metrics is read.
+        self.counted_elsewhere: list = []
 
     def predicted(self, label: str) -> None:
         self.predictions[label] = self.predictions.get(label, 0) + 1
@@ -46,6 +49,13 @@ class Stats:
 
         return counted_app
 
+    def all_predictions(self) -> dict[str, int]:
+        counts = dict(self.predictions)
+        for source in self.counted_elsewhere:
+            for label, n in source().items():
+                counts[label] = counts.get(label, 0) + n
+        return counts
+
     def prometheus(self) -> list[str]:
         lines = [
             "# HELP worker_http_requests_total Responses this worker sent, by status.",
@@ -64,6 +74,6 @@ class Stats:
             "# HELP worker_predictions_total Predictions served, by label (batch texts included).",
             "# TYPE worker_predictions_total counter",
             *(f'worker_predictions_total{{label="{label}"}} {n}'
-              for label, n in sorted(self.predictions.items())),
+              for label, n in sorted(self.all_predictions().items())),
         ]
         return lines

@@ -11,10 +11,11 @@ from .stats import Stats
 
 
 def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None,
-               stats: Stats | None = None) -> falcon.App:
+               stats: Stats | None = None, compiled: bool = True) -> falcon.App:
     """The Falcon app. `stats` receives the predictions and feeds /metrics;
     statuses and latencies reach it only through `stats.wrap(app)`, as
-    `get_app()` returns it."""
+    `get_app()` returns it. `compiled=False` answers every /inferreview in
+    Python (the tests compare the two)."""
     stats = stats if stats is not None else Stats()
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
@@ -24,7 +25,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     app.set_error_serializer(json_error_serializer)
 
-    app.add_route("/inferreview", resources.InferReview(classifier, limits, stats))
+    app.add_route("/inferreview", resources.InferReview(classifier, limits, stats, compiled))
     app.add_route("/v1/predict", resources.Predict(classifier, limits, stats))
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())

@@ -8,6 +8,9 @@
 #
 # Cached: when OUTDIR already satisfies every requirement (checked with an
 # offline `pip install --dry-run --no-index`), nothing is rebuilt.
+# The worker's own compiled part, app/native (fastText's C++ from its pinned
+# sdist, and POST /inferreview), is built into OUTDIR too, again whenever its
+# sources change (a stamp file holds their hash).
 # sdists (bjoern) are compiled on the host; this is fine because the host is
 # bookworm too (same glibc, same libev4 soname, same CPython ABI cp311).
 #
@@ -57,17 +60,13 @@ satisfied() {  # is every requirement (with its dependencies) installable from O
     rm -rf "$t"; return 1
 }
 
-if [ "${FORCE:-0}" != 1 ] && satisfied; then
-    log "wheelhouse $OUT already satisfies $* ($(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels); nothing to do"
-    exit 0
-fi
-
-# Build dependencies for sdists we know about.
+# Build dependencies: bjoern's, and g++ for app/native.
 need_pkgs=()
 if cat "$@" | grep -qiE '^[[:space:]]*bjoern'; then
     [ -e /usr/include/ev.h ] || need_pkgs+=(libev-dev)
     command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
 fi
+command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
 inc="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 [ -e "$inc/Python.h" ] || need_pkgs+=("python$TARGET_PY-dev")
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -78,6 +77,22 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$OUT"
+native="$(cd "$(dirname "$0")/.." && pwd)/app/native"
+stamp="$OUT/.reviewrating-native-$(cat "$native"/pyproject.toml "$native"/setup.py "$native"/*.cpp \
+    "$native"/fasttext-sdist.txt | sha256sum | cut -c1-16)"
+if [ "${FORCE:-0}" = 1 ] || [ ! -e "$stamp" ] || ! ls "$OUT"/reviewrating_native-*.whl >/dev/null 2>&1; then
+    log "building app/native (fastText's C++ and the compiled /inferreview) into $OUT"
+    rm -f "$OUT"/reviewrating_native-*.whl "$OUT"/.reviewrating-native-*
+    rm -rf "$native/build/lib."* "$native/build/temp."*  # objects of another Python, if any
+    pip_ wheel --no-deps --wheel-dir "$OUT" "$native" >&2
+    touch "$stamp"
+fi
+
+if [ "${FORCE:-0}" != 1 ] && satisfied; then
+    log "wheelhouse $OUT already satisfies $* ($(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels); nothing to do"
+    exit 0
+fi
+
 log "pip wheel into $OUT with $PYTHON ($py_ver)"
 start=$SECONDS
 pip_ wheel --prefer-binary --wheel-dir "$OUT" --find-links "$OUT" "${req_args[@]}" >&2

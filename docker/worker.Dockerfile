@@ -14,7 +14,7 @@ RUN apt-get update \
 COPY requirements.txt /tmp/requirements.txt
 COPY docker/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt reviewrating-native \
  && /opt/venv/bin/pip check
 
 # The load test's peers (gunicorn with gevent, granian) on top of the same venv.
@@ -26,6 +26,7 @@ RUN /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requiremen
 FROM ${BASE_IMAGE} AS worker
 ENV DEBIAN_FRONTEND=noninteractive
 # python3 for the venv's interpreter; libev4 for bjoern's C extension
+# (app/native's C++ needs libstdc++6, which the base image has for apt)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 libev4 \
  && rm -rf /var/lib/apt/lists/* \

@@ -114,6 +114,9 @@ def main(argv=None) -> int:
     counted_post, _ = wsgi_call(counted.wrap(create_app(classifier, stats=counted)), "POST",
                                 "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
+    python_post, _ = wsgi_call(create_app(classifier, compiled=False), "POST", "/inferreview", BODY)
+    respond = classifier.responder(20_000).respond
+    assert respond(BODY) is not None
     health, health_status = wsgi_call(app, "GET", "/healthz")
     post(), health()
     assert post_status[-1].startswith("200") and health_status[-1].startswith("200"), (post_status, health_status)
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
     parts = [
         ("POST /inferreview through the WSGI app", post),
         ("  the same, counted for /metrics (as get_app serves)", counted_post),
-        ("  form parsing (the app's handler)", lambda: form._deserialize(BODY)),
+        ("  form parsing (the app's handler)", lambda: form.deserialize_body(BODY)),
         ("  form parsing (the standard library's parse_qs)",
          lambda: parse_qs(BODY.decode("ascii"), keep_blank_values=True)),
         ("  normalisation", lambda: classifier.normalize(text)),
@@ -129,6 +132,8 @@ def main(argv=None) -> int:
         ("  Classifier.predict (normalise + predict)", lambda: classifier.predict(text)),
         ("  JSON encoding (ujson)", lambda: dumps({"5 star": 0.8846760988235474})),
         ("GET /healthz through the WSGI app (Falcon's floor)", health),
+        ("POST /inferreview, all in Python (compiled=False)", python_post),
+        ("  the compiled call alone (form body -> JSON body)", lambda: respond(BODY)),
     ]
     if args.cache_sweep:
         for mib in (0, 1, 4, 32):

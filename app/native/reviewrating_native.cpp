@@ -1,0 +1,242 @@
+// The worker's compiled part: fastText's C++ (built from the pinned
+// fasttext-wheel sdist, see setup.py), loaded once, and the whole of
+// POST /inferreview's common case in one call: form body in, JSON body out.
+//
+// Model.predict/predict_many/labels/... are what app/classifier.py used from
+// fasttext_pybind (same fastText calls, so the same figures). The responder
+// answers only the plain case (one ASCII `text` field); for anything else it
+// returns None and the Python path answers, with its own errors.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fasttext.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using fasttext::real;
+
+struct Model;
+
+// What one POST /inferreview needs between calls: scratch buffers reused so
+// a request allocates nothing of its own but fastText's state.
+struct Responder {
+  Model* model = nullptr;
+  py::object owner;  // keeps the Model alive as long as the responder
+  std::vector<std::string> heads;  // per label: `{"5 star":` as ujson writes it
+  size_t max_chars = 0;
+  std::string decoded, spaced, normal, response;
+  std::istringstream in;
+  std::vector<int32_t> words, labels;
+  fasttext::Predictions predictions;
+  std::vector<unsigned long long> counts;  // predictions served, by label
+};
+
+struct Model {
+  fasttext::FastText ft;
+
+  explicit Model(const std::string& path) { ft.loadModel(path); }
+
+  bool supervised() const { return ft.getArgs().model == fasttext::model_name::sup; }
+
+  std::vector<std::string> labels() const {
+    auto d = ft.getDictionary();
+    std::vector<std::string> out;
+    for (int32_t i = 0; i < d->nlabels(); i++) out.push_back(d->getLabel(i));
+    return out;
+  }
+
+  // fasttext_pybind's predict: predictLine on the text (ending in "\n" as the CLI reads it).
+  std::vector<std::pair<real, std::string>> predict(const std::string& text, int32_t k, real threshold) const {
+    std::stringstream in(text);
+    std::vector<std::pair<real, std::string>> out;
+    ft.predictLine(in, out, k, threshold);
+    return out;
+  }
+};
+
+int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// `text=VALUE` with nothing else, VALUE percent-decoded (+ is a space) as
+// Falcon's parse_query_string does; false for whatever is not that plain
+// case (other fields, bad escapes, non-ASCII), which Python then reads.
+bool decode_form(const char* body, size_t n, std::string& out) {
+  static const char key[] = "text=";
+  if (n < 5 || std::char_traits<char>::compare(body, key, 5) != 0) return false;
+  out.clear();
+  for (size_t i = 5; i < n; i++) {
+    unsigned char c = body[i];
+    if (c == '&' || c >= 0x80) return false;
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      if (i + 2 >= n) return false;
+      int hi = hex_value(body[i + 1]), lo = hex_value(body[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      int byte = hi * 16 + lo;
+      if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
+      out.push_back(static_cast<char>(byte));
+      i += 2;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return true;
+}
+
+// app/normalize.py's normalize_classification_results on ASCII text, in its
+// order: lower-case, space out '.,()!? and ', delete ", then (pass two)
+// `<br />` -> space, ; : and control characters -> space, spaces squeezed,
+// ends stripped. Pass two matches `<br />` on pass one's output, as Python's
+// replace() does after the quotes are gone.
+void normalize(const std::string& text, std::string& spaced, std::string& out) {
+  spaced.clear();
+  for (unsigned char c : text) {
+    if (c >= 'A' && c <= 'Z') {
+      spaced.push_back(static_cast<char>(c + 32));
+    } else if (c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?') {
+      spaced.push_back(' ');
+      spaced.push_back(static_cast<char>(c));
+      spaced.push_back(' ');
+    } else if (c != '"') {
+      spaced.push_back(static_cast<char>(c));
+    }
+  }
+  out.clear();
+  const size_t n = spaced.size();
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = spaced[i];
+    if (c == '<' && n - i >= 6 && spaced.compare(i, 6, "<br />") == 0) {
+      c = ' ';
+      i += 5;
+    } else if (c == ';' || c == ':' || c < 0x20 || c == 0x7f) {
+      c = ' ';
+    }
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out.push_back(static_cast<char>(c));
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+}
+
+// Python's repr of a float (what ujson writes), for the range a top-1
+// probability of a model with several labels falls in; false outside it.
+bool format_probability(double p, std::string& out) {
+  if (!(p >= 1e-3 && p < 10.0)) return false;
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, p);  // shortest round-trip, as repr
+  if (res.ec != std::errc()) return false;
+  std::string_view s(buf, res.ptr - buf);
+  if (s.find_first_of("eE") != std::string_view::npos) return false;
+  out.append(s);
+  if (s.find('.') == std::string_view::npos) out.append(".0");
+  return true;
+}
+
+// The hot call: METH_O on a capsule, no per-call argument machinery.
+PyObject* respond(PyObject* capsule, PyObject* body) {
+  auto* r = static_cast<Responder*>(PyCapsule_GetPointer(capsule, "reviewrating_native.Responder"));
+  if (r == nullptr) return nullptr;
+  char* data;
+  Py_ssize_t n;
+  if (!PyBytes_Check(body)) Py_RETURN_NONE;
+  if (PyBytes_AsStringAndSize(body, &data, &n) < 0) return nullptr;
+  if (!decode_form(data, static_cast<size_t>(n), r->decoded) || r->decoded.size() > r->max_chars) Py_RETURN_NONE;
+  normalize(r->decoded, r->spaced, r->normal);
+  if (r->normal.empty()) Py_RETURN_NONE;  // Python says why (400)
+  r->normal.push_back('\n');
+  std::string& response = r->response;
+  int32_t label = -1;
+  try {
+    r->in.str(r->normal);
+    r->in.clear();
+    const fasttext::FastText& ft = r->model->ft;
+    ft.getDictionary()->getLine(r->in, r->words, r->labels);
+    r->predictions.clear();
+    ft.predict(1, r->words, r->predictions, 0.0);
+    if (r->predictions.empty()) Py_RETURN_NONE;
+    label = r->predictions[0].second;
+    if (label < 0 || static_cast<size_t>(label) >= r->heads.size()) Py_RETURN_NONE;
+    real p = std::exp(r->predictions[0].first);  // predictLine's figure, a float
+    response = r->heads[label];
+    if (!format_probability(static_cast<double>(p), response)) Py_RETURN_NONE;
+    response.push_back('}');
+  } catch (const std::exception&) {
+    Py_RETURN_NONE;  // Python's path raises it properly
+  }
+  r->counts[label]++;
+  return PyBytes_FromStringAndSize(response.data(), static_cast<Py_ssize_t>(response.size()));
+}
+
+PyMethodDef respond_def = {"respond", respond, METH_O,
+                           "respond(form_body: bytes) -> bytes | None: the JSON answer to POST "
+                           "/inferreview's plain case, or None for Python to answer."};
+
+// The capsule behind `respond` holds a reference to the Python Responder that owns *r.
+void release_responder(PyObject* capsule) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(capsule))); }
+
+}  // namespace
+
+PYBIND11_MODULE(reviewrating_native, m) {
+  m.doc() = "fastText (from the pinned fasttext-wheel sdist) and the worker's compiled /inferreview.";
+  py::class_<Model>(m, "Model")
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def_property_readonly("supervised", &Model::supervised)
+      .def_property_readonly("labels", &Model::labels)
+      .def_property_readonly("dimension", [](const Model& self) { return self.ft.getDimension(); })
+      .def_property_readonly("quantized", [](const Model& self) { return self.ft.isQuant(); })
+      .def("predict", &Model::predict, py::arg("text"), py::arg("k") = 1, py::arg("threshold") = 0.0,
+           "(probability, label) pairs, best first; the text ends with a newline.")
+      .def(
+          "predict_many",
+          [](const Model& self, const std::vector<std::string>& texts, int32_t k, real threshold) {
+            std::vector<std::vector<std::pair<real, std::string>>> out;
+            out.reserve(texts.size());
+            for (const auto& text : texts) out.push_back(self.predict(text, k, threshold));
+            return out;
+          },
+          py::arg("texts"), py::arg("k") = 1, py::arg("threshold") = 0.0)
+      .def(
+          "responder",
+          [](py::object self, std::vector<std::string> heads, size_t max_chars) {
+            Model& model = self.cast<Model&>();
+            if (heads.size() != static_cast<size_t>(model.ft.getDictionary()->nlabels()))
+              throw py::value_error("one head per label");
+            auto r = std::make_unique<Responder>();
+            r->model = &model;
+            r->owner = self;
+            r->heads = std::move(heads);
+            r->max_chars = max_chars;
+            r->counts.assign(r->heads.size(), 0);
+            return r;
+          },
+          py::arg("heads"), py::arg("max_chars"),
+          "A Responder for POST /inferreview; heads[i] is `{\"<label i>\":` as the JSON starts.");
+  py::class_<Responder>(m, "Responder")
+      .def("counts", [](const Responder& self) { return self.counts; }, "predictions served, by label index")
+      .def_property_readonly(
+          "respond",
+          [](py::object self) {
+            Responder* r = self.cast<Responder*>();
+            PyObject* capsule = PyCapsule_New(r, "reviewrating_native.Responder", release_responder);
+            if (capsule == nullptr) throw py::error_already_set();
+            Py_INCREF(self.ptr());
+            PyCapsule_SetContext(capsule, self.ptr());
+            PyObject* fn = PyCFunction_New(&respond_def, capsule);
+            Py_DECREF(capsule);
+            if (fn == nullptr) throw py::error_already_set();
+            return py::reinterpret_steal<py::object>(fn);
+          },
+          "respond(form_body: bytes) -> bytes | None, a plain C function (no argument machinery).");
+}
