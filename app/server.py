@@ -22,6 +22,7 @@ for signals every 0.1 s), so a handler never cuts a request in half.
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -44,6 +45,7 @@ class Lifecycle:
         self.last_request = time.monotonic()
         self.deadline = None
         self.listen_fd = None
+        self.socket_path = None
         self.sigint_taken = False
         self.requests = 0
 
@@ -92,6 +94,12 @@ class Lifecycle:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, self.listen_fd)
         os.close(devnull)
+        if self.socket_path:
+            # nginx's entrypoint lists the sockets in their directory: gone, it drops this worker.
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
         signal.signal(signal.SIGALRM, self._tick)
         signal.siginterrupt(signal.SIGALRM, False)
         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
@@ -121,14 +129,22 @@ def main() -> None:
     except ModelError as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(2) from None
-    where = settings.host if settings.host.startswith("unix:") else f"{settings.host}:{settings.port}"
-    if settings.host.startswith("unix:") and os.path.exists(settings.host[5:]):
-        os.unlink(settings.host[5:])  # a stale socket from a worker that was killed
+    host = settings.host
+    if host.startswith("unix:") and host.endswith("/"):
+        # A directory shared with nginx (compose): one socket per container, named by its hostname.
+        host = f"{host}{socket.gethostname()}.sock"
+    where = host if host.startswith("unix:") else f"{host}:{settings.port}"
+    if host.startswith("unix:") and os.path.exists(host[5:]):
+        os.unlink(host[5:])  # a stale socket from a worker that was killed
     try:
-        sock = bjoern.listen(lifecycle.wrap(app), settings.host, settings.port)
+        sock = bjoern.listen(lifecycle.wrap(app), host, settings.port)
     except OSError as exc:
         log.error("cannot listen on %s: %s", where, exc.strerror)
         raise SystemExit(2) from None
+    if host.startswith("unix:"):
+        lifecycle.socket_path = host[5:]
+        # nginx connects as another user in the socket's group (compose: group_add).
+        os.chmod(lifecycle.socket_path, 0o660)
     lifecycle.install(sock.fileno())
     log.info("serving %s on %s", settings.model_path.name, where)
     bjoern.run()

@@ -7,28 +7,42 @@
 # watching: when the set of addresses changes (a worker scaled, recreated or
 # restarted elsewhere), it rewrites the list and reloads nginx gracefully.
 #
-# Env: WORKER_HOST (worker), WORKER_PORT (8000), WORKERS (how many to wait
-# for at start, default 1), NGINX_WORKER_PROCESSES (auto: one per core),
+# With WORKER_SOCKETS=DIR (the compose stack), the workers are the unix
+# sockets in DIR, a volume they share with nginx (app/server.py: one socket
+# per container, removed when it drains), and the list follows that directory.
+#
+# Env: WORKER_HOST (worker), WORKER_PORT (8000), WORKER_SOCKETS (unset: by
+# DNS), WORKERS (how many to wait for at start, default 1),
+# NGINX_WORKER_PROCESSES (auto: one per core), NGINX_LISTEN_ADDR and
+# NGINX_STATUS_ADDR (the addresses :9000 and :9001 bind; unset: all of the
+# container's, right in its own network namespace, not on the host's),
 # NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file system is read-only).
 set -eu
 WORKER_HOST="${WORKER_HOST:-worker}"
 WORKER_PORT="${WORKER_PORT:-8000}"
+WORKER_SOCKETS="${WORKER_SOCKETS:-}"
 WORKERS="${WORKERS:-1}"
 RUN_DIR="${NGINX_RUN_DIR:-/tmp/nginx}"
 CONF=/etc/reviewrating
 
 resolve() {
-    getent ahostsv4 "$WORKER_HOST" | awk '{ print $1 }' | sort -u | tr '\n' ' '
+    if [ -n "$WORKER_SOCKETS" ]; then
+        for s in "$WORKER_SOCKETS"/*.sock; do [ -S "$s" ] && echo "unix:$s"; done | sort | tr '\n' ' '
+    else
+        getent ahostsv4 "$WORKER_HOST" | awk -v port="$WORKER_PORT" '{ print $1 ":" port }' | sort -u | tr '\n' ' '
+    fi
 }
 
 render() {
-    # shellcheck disable=SC2046
-    "$CONF/render-upstream.sh" $(for ip in $1; do echo "$ip:$WORKER_PORT"; done) > "$RUN_DIR/upstream.conf.new"
+    # shellcheck disable=SC2086
+    "$CONF/render-upstream.sh" $1 > "$RUN_DIR/upstream.conf.new"
     mv "$RUN_DIR/upstream.conf.new" "$RUN_DIR/upstream.conf"
 }
 
 mkdir -p "$RUN_DIR/tmp"
-sed "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
+sed -e "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
+    -e "s/^\( *listen \)9000\b/\1${NGINX_LISTEN_ADDR:+$NGINX_LISTEN_ADDR:}9000/" \
+    -e "s/^\( *listen \)9001\b/\1${NGINX_STATUS_ADDR:+$NGINX_STATUS_ADDR:}9001/" \
     "$CONF/nginx.conf" > "$RUN_DIR/nginx.conf"
 
 waited=0
@@ -36,7 +50,7 @@ addresses="$(resolve)"
 while [ "$(echo $addresses | wc -w)" -lt "$WORKERS" ] && [ "$waited" -lt 60 ]; do
     sleep 1; waited=$((waited + 1)); addresses="$(resolve)"
 done
-[ -n "$addresses" ] || { echo "nginx-entrypoint: no address for '$WORKER_HOST'" >&2; exit 1; }
+[ -n "$addresses" ] || { echo "nginx-entrypoint: no worker at '${WORKER_SOCKETS:-$WORKER_HOST}'" >&2; exit 1; }
 echo "nginx-entrypoint: workers $addresses" >&2
 render "$addresses"
 
@@ -50,9 +64,14 @@ probe() {
         echo "nginx_upstream_workers $(echo $1 | wc -w)"
         echo "# HELP nginx_upstream_up 1 if the worker answered /readyz with 200 at the last probe."
         echo "# TYPE nginx_upstream_up gauge"
-        for ip in $1; do
-            if curl -fsS -o /dev/null -m 2 "http://$ip:$WORKER_PORT/readyz" 2>/dev/null; then up=1; else up=0; fi
-            echo "nginx_upstream_up{address=\"$ip:$WORKER_PORT\"} $up"
+        for address in $1; do
+            case "$address" in
+                unix:*) via="--unix-socket ${address#unix:} http://worker" ;;
+                *) via="http://$address" ;;
+            esac
+            # shellcheck disable=SC2086
+            if curl -fsS -o /dev/null -m 2 $via/readyz 2>/dev/null; then up=1; else up=0; fi
+            echo "nginx_upstream_up{address=\"$address\"} $up"
         done
     } > "$RUN_DIR/status/metrics.new"
     mv "$RUN_DIR/status/metrics.new" "$RUN_DIR/status/metrics"

@@ -15,6 +15,6 @@ EXPOSE 9000
 # /readyz by bash's /dev/tcp, as in the worker image (curl: 22 ms of the
 # container's CPU a check, bash 17 ms; most of either is `docker exec` itself).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9000 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r status <&3 && [[ $status == HTTP/1.?\\ 200\\ * ]]"]
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/${NGINX_LISTEN_ADDR:-127.0.0.1}/9000 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r status <&3 && [[ $status == HTTP/1.?\\ 200\\ * ]]"]
 STOPSIGNAL SIGQUIT
 ENTRYPOINT ["/usr/local/bin/nginx-entrypoint"]

@@ -14,10 +14,15 @@ TIMEOUT=${ROLLOUT_TIMEOUT:-90}
 log() { printf '[rollout] %s\n' "$*" >&2; }
 workers() { $COMPOSE ps -q worker | sort; }
 health() { docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null || echo gone; }
-address() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
+# How nginx's upstream list names a worker: its unix socket (<hostname>.sock), or its IP.
+address() {
+    local ip
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}')
+    if [ -n "$ip" ]; then echo "$ip:"; else echo "$(docker inspect -f '{{.Config.Hostname}}' "$1").sock"; fi
+}
 nginx_upstreams() { docker exec "$($COMPOSE ps -q nginx | head -1)" cat /tmp/nginx/upstream.conf; }
 healthy() { test "$(health "$1")" = healthy; }
-routed() { nginx_upstreams | grep -q " $1:"; }
+routed() { nginx_upstreams | grep -qF -e " $1" -e "/$1 "; }
 routes_to() { test "$(nginx_upstreams | grep -c ' server ')" -eq "$1"; }
 
 wait_for() {  # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds, or fail after TIMEOUT

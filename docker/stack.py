@@ -21,6 +21,13 @@ did not route at all on our build machine) would only put a second load
 balancer in front of nginx. Workers may run on any node; each nginx reaches
 them all over the overlay network.
 
+Compose puts nginx on the host's network and the workers on none, talking
+over unix sockets in a shared tmpfs volume (loadtest/RESULTS.md, "The
+container path"). A volume is local to a node and workers may run on any, so
+the stack keeps the network layout: workers on TCP :8000 on an internal
+overlay network (`backend`) that only nginx shares, found by DNS, and nginx
+publishing 9000 from its own network (`frontend`).
+
 Standard library only (JSON in, JSON out: YAML's superset, which
 `docker stack deploy` reads).
 """
@@ -28,7 +35,10 @@ Standard library only (JSON in, JSON out: YAML's superset, which
 import json
 import sys
 
-DROP = {"build", "depends_on", "restart", "security_opt", "profiles", "tmpfs", "container_name"}
+DROP = {"build", "depends_on", "restart", "security_opt", "profiles", "tmpfs", "container_name",
+        "network_mode", "group_add", "extra_hosts"}
+# Compose's same-host wiring, replaced by the network layout above.
+NGINX_ENV_DROP = {"WORKER_SOCKETS", "NGINX_LISTEN_ADDR", "NGINX_STATUS_ADDR"}
 
 
 def rolling(order: str) -> dict:
@@ -36,10 +46,30 @@ def rolling(order: str) -> dict:
             "failure_action": "rollback"}
 
 
+def networked(svc: dict, out: dict) -> None:
+    """Workers on unix sockets -> TCP on `backend`; nginx finding sockets -> DNS, publishing 9000."""
+    env = dict(svc.get("environment") or {})
+    volumes = {m["source"] for m in svc.get("volumes", []) if isinstance(m, dict) and m.get("type") == "volume"}
+    if str(env.get("HOST", "")).startswith("unix:"):
+        out["environment"] = env | {"HOST": "0.0.0.0", "PORT": "8000"}
+        out["networks"] = ["backend"]
+    elif "WORKER_SOCKETS" in env:
+        out["environment"] = {k: v for k, v in env.items() if k not in NGINX_ENV_DROP}
+        out["networks"] = ["frontend", "backend"]
+        out["ports"] = [{"target": 9000, "published": 9000, "protocol": "tcp", "mode": "host"}]
+    else:
+        return
+    kept = [m for m in svc.get("volumes", []) if not (isinstance(m, dict) and m.get("source") in volumes)]
+    out.pop("volumes", None)
+    if kept:
+        out["volumes"] = kept
+
+
 def service(name: str, svc: dict) -> dict:
     out = {k: v for k, v in svc.items() if k not in DROP and v is not None}
+    networked(svc, out)
     if svc.get("tmpfs"):
-        out["volumes"] = [*svc.get("volumes", []), *({"type": "tmpfs", "target": t} for t in svc["tmpfs"])]
+        out["volumes"] = [*out.get("volumes", []), *({"type": "tmpfs", "target": t} for t in svc["tmpfs"])]
     if "ports" in out:
         out["ports"] = [{k: v for k, v in p.items() if k != "host_ip"} | {"published": int(p["published"]), "mode": "host"}
                         for p in out["ports"]]
@@ -61,7 +91,8 @@ def service(name: str, svc: dict) -> dict:
 
 
 def stack(config: dict) -> dict:
-    networks = {}
+    # Workers are reachable only from nginx, and reach nothing outside.
+    networks = {"backend": {"driver": "overlay", "internal": True}, "frontend": {"driver": "overlay"}}
     for name, net in (config.get("networks") or {}).items():
         networks[name] = {"driver": "overlay", **({"internal": True} if net.get("internal") else {})}
     return {

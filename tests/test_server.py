@@ -128,3 +128,35 @@ def test_readyz_reports_draining(start_worker):
     assert response.startswith(b"HTTP/1.1 503"), response
     assert b'"draining"' in response
     assert proc.wait(timeout=5) == 0
+
+
+def test_a_socket_directory_gets_one_socket_per_host_removed_when_draining(tiny_model_path, tmp_path):
+    """HOST=unix:DIR/ (the compose stack): the worker listens on DIR/<hostname>.sock,
+    mode 0660 for nginx in its group, and removes it when it drains, so nginx's
+    entrypoint, which lists DIR, stops routing to it."""
+    path = tmp_path / f"{socket.gethostname()}.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app"], cwd=ROOT,
+        env={**os.environ, "HOST": f"unix:{tmp_path}/", "MODEL_PATH": str(tiny_model_path), "DRAIN_QUIET": "0.2"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not path.is_socket():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no socket"
+            time.sleep(0.05)
+        assert path.stat().st_mode & 0o777 == 0o660
+        assert os.listdir(tmp_path) == [path.name]
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(5)
+            conn.connect(str(path))
+            conn.sendall(REQUEST)
+            assert read_response(conn).startswith(b"HTTP/1.1 200")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert not path.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -1,6 +1,7 @@
 """End to end with Docker Compose: `make up` (images built locally, no registry),
 real containers, real HTTP on :9000, `make down`."""
 
+import ipaddress
 import json
 import os
 import signal
@@ -37,9 +38,27 @@ def inspect(container: str) -> dict:
 
 
 def worker_predictions(container: str) -> int:
+    # The worker has no network: its /metrics through its own unix socket (app/server.py names it).
     out = run("docker", "exec", container, "python", "-c",
-              "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())").stdout
+              "import socket; s = socket.socket(socket.AF_UNIX); "
+              "s.connect(f'/run/workers/{socket.gethostname()}.sock'); "
+              "s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n'); "
+              "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())").stdout
     return predictions(out)
+
+
+def host_listeners(port: int) -> list[str]:
+    """The addresses on this machine's network that listen on TCP `port` (/proc/net/tcp, tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:  # LISTEN
+                    raw = bytes.fromhex(address)
+                    found.append(str(ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))))
+    return found
 
 
 def wait_healthy(container: str, timeout=60):
@@ -79,13 +98,21 @@ def test_json_api_and_errors_through_nginx():
     assert big.status_code == 413 and big.json()["title"].startswith("413")
 
 
-def test_one_worker_container_per_requested_worker_and_only_nginx_publishes():
+def test_one_worker_container_per_requested_worker_and_only_nginx_listens():
+    """nginx shares the host's network and listens on 127.0.0.1 only (PUBLISH_ADDR's
+    default), :9000 and its status port :9001; no docker-proxy stands in front of it;
+    workers have no network at all, only their unix sockets in a volume nginx mounts."""
     workers, proxies = containers("worker"), containers("nginx")
     assert len(workers) == WORKERS and len(proxies) == 1
     for c in workers:
-        assert inspect(c)["NetworkSettings"]["Ports"] in ({}, {"8000/tcp": None}), "a worker publishes a port"
-    ports = inspect(proxies[0])["NetworkSettings"]["Ports"]
-    assert ports == {"9000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9000"}]}
+        assert inspect(c)["HostConfig"]["NetworkMode"] == "none"
+        assert inspect(c)["NetworkSettings"]["Ports"] == {}, "a worker publishes a port"
+    assert inspect(proxies[0])["HostConfig"]["NetworkMode"] == "host"
+    assert host_listeners(9000) == ["127.0.0.1"] and host_listeners(9001) == ["127.0.0.1"]
+    assert "docker-proxy" not in run("ps", "-eo", "comm").stdout
+    sockets = run("docker", "exec", proxies[0], "sh", "-c", "stat -c %a /run/workers; ls /run/workers").stdout.split()
+    assert sockets[0] == "770"  # the workers and their group (nginx), no one else
+    assert sorted(sockets[1:]) == sorted(f"{inspect(c)['Config']['Hostname']}.sock" for c in workers)
 
 
 def test_containers_are_hardened():
@@ -101,10 +128,9 @@ def test_containers_are_hardened():
         assert status[0] != "0" and status[-1] == "0000000000000000"
     worker = containers("worker")[0]
     assert run("docker", "exec", worker, "touch", "/srv/x", check=False).returncode != 0
-    # the back-end network is internal: workers reach nothing outside it
-    networks = inspect(worker)["NetworkSettings"]["Networks"]
-    assert list(networks) == [f"{PROJECT}_backend"]
-    assert json.loads(run("docker", "network", "inspect", f"{PROJECT}_backend").stdout)[0]["Internal"] is True
+    # no network: workers reach nothing, and nothing reaches them but through their socket
+    interfaces = run("docker", "exec", worker, "cat", "/proc/net/dev").stdout.splitlines()[2:]
+    assert [line.split(":")[0].strip() for line in interfaces] == ["lo"]
 
 
 def test_nginx_reports_upstream_health():
@@ -117,7 +143,7 @@ def test_nginx_reports_upstream_health():
     assert len(up) == WORKERS and all(line.endswith(" 1") for line in up), page
     assert "Active connections" in run("docker", "exec", nginx, "curl", "-fsS",
                                        "http://127.0.0.1:9001/stub_status").stdout
-    assert "9001/tcp" not in str(inspect(nginx)["NetworkSettings"]["Ports"])
+    assert host_listeners(9001) == ["127.0.0.1"]
 
 
 def test_nginx_hides_its_version():
