@@ -119,7 +119,8 @@ swarm-rm:
 PROFILES := --profile peers --profile loadtest
 # PIN=1, what one core buys: the servers pinned to every CPU but the last, the
 # generator to the last (loadtest/percore.yml), WORKERS one per server CPU, and
-# the workers also driven directly (no nginx).
+# the Rust server also driven directly (ours listen on unix sockets only: their
+# direct figures come from loadtest/floors.py --pin).
 ifeq ($(PIN),1)
 NCPU := $(shell nproc)
 ifeq ($(NCPU),1)
@@ -127,7 +128,7 @@ $(error PIN=1 needs 2 CPUs or more: one for the generator)
 endif
 SERVER_CPUS ?= $(if $(filter 2,$(NCPU)),0,0-$(shell expr $(NCPU) - 2))
 GENERATOR_CPUS ?= $(shell expr $(NCPU) - 1)
-TARGETS ?= bjoern=http://nginx:9000 bjoern-direct=http://worker:8000 \
+TARGETS ?= bjoern=http://nginx:9000 \
            rust=http://nginx-rust:9000/predict rust-direct=http://worker-rust:8000/predict \
            gunicorn=http://nginx-gunicorn:9000 granian=http://nginx-granian:9000
 export TARGETS
@@ -143,7 +144,7 @@ export LOADTEST_RESULTS
 GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunicorn \
           gunicorn-nginx=nginx-gunicorn granian-workers=worker-granian granian-nginx=nginx-granian \
           rust-workers=worker-rust rust-nginx=nginx-rust \
-          bjoern-direct-workers=worker rust-direct-workers=worker-rust
+          rust-direct-workers=worker-rust
 
 loadtest-images: images
 	docker/build-rust-peer.sh docker/rustbin
