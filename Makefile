@@ -8,13 +8,16 @@ WORKERS ?=
 .DEFAULT_GOAL := help
 # The base image the Dockerfiles start from; made locally when it cannot be pulled.
 BASE_IMAGE ?= debian:bookworm-slim
+# The host's apt proxy, if any, for the image builds only (never written into an image).
+APT_PROXY ?= $(shell apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$$/\1/p' | head -n1)
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
 
-.PHONY: help install model local-up local-down local-status test train \
+.PHONY: help install requirements model local-up local-down local-status test train \
         compose images up down ps logs rollout swarm-deploy swarm-rm loadtest-images loadtest plot soak generator
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
+	@echo "make requirements  requirements*.txt with hashes, from the pins in requirements*.in"
 	@echo "make model       fetch models/amazon_review_full.ftz and verify its sha256"
 	@echo "make local-up    N workers + nginx on :9000 under supervisord (WORKERS=N, default: cores)"
 	@echo "make local-down  stop them"
@@ -40,15 +43,32 @@ install: $(VENV)/.installed
 NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.toml app/native/fasttext-sdist.txt
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt $(NATIVE)
+	PYTHON=$(PYTHON) scripts/ensure-packages.sh build
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./app/native
 	touch $@
 
+# The requirements*.txt files, pinned with every file's sha256, from the
+# requirements*.in pins by pip-compile (pip-tools, pinned). A new dependency:
+# add it, pinned, to the .in file, then `make requirements`.
+PIP_TOOLS := pip==23.2.1 pip-tools==7.5.1
+requirements:
+	$(PYTHON) -m venv run/pip-tools
+	run/pip-tools/bin/pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
+	for r in requirements requirements-dev requirements-peers requirements-loadtest; do \
+	    env -u PIP_FIND_LINKS CUSTOM_COMPILE_COMMAND="make requirements" run/pip-tools/bin/pip-compile --quiet \
+	        --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	        --output-file $$r.txt $$r.in || exit 1; \
+	done
+
+# MODEL_FROM=/path/to/amazon_review_full.ftz: a local copy, where neither the
+# official URL nor ../shared/ can be reached (verified the same way).
 model:
-	$(PYTHON) models/fetch.py
+	MODEL_FROM=$(MODEL_FROM) $(PYTHON) models/fetch.py
 
 local-up: install model
+	PYTHON=$(PYTHON) scripts/ensure-packages.sh run
 	$(PY) -m app.local up $(if $(WORKERS),--workers $(WORKERS))
 
 local-down:
@@ -58,6 +78,7 @@ local-status:
 	$(PY) -m app.local status
 
 test: install model generator
+	PYTHON=$(PYTHON) scripts/ensure-packages.sh test
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
 
@@ -70,6 +91,7 @@ GENERATOR_SRC := $(wildcard loadtest/generator/src/*.rs) loadtest/generator/Carg
 generator: loadtest/bin/wrk2
 
 loadtest/bin/wrk2: $(GENERATOR_SRC)
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) to build the load generator" >&2; exit 1; }
 	cargo build --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	mkdir -p loadtest/bin
 	cp loadtest/generator/target/release/wrk2 $@
@@ -82,7 +104,7 @@ compose:
 images: compose model generator
 	docker/ensure-base-image.sh $(BASE_IMAGE)
 	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
-	$(COMPOSE) build
+	$(COMPOSE) build $(if $(APT_PROXY),--build-arg http_proxy=$(APT_PROXY))
 
 up: images
 	$(COMPOSE) up --detach --wait

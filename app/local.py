@@ -8,6 +8,9 @@
 configs, sockets, pid files, logs) go to `run/` (RUN_DIR). Workers listen on
 127.0.0.1:8001, 8002, ... (WORKER_BASE_PORT); the settings in app/config.py
 (MODEL_PATH, MAX_BODY_BYTES, ...) pass through the environment to them.
+nginx listens on 127.0.0.1:9000 unless PUBLISH_ADDR says otherwise (as in
+Compose: PUBLISH_ADDR=0.0.0.0 to serve other machines), and its status port
+9001 on 127.0.0.1 only.
 """
 
 import argparse
@@ -23,6 +26,7 @@ from pathlib import Path
 from .config import PROJECT_ROOT, Settings
 
 NGINX_PORT = 9000  # fixed in nginx/nginx.conf
+STATUS_PORT = 9001
 READY_TIMEOUT = 60.0
 
 
@@ -35,6 +39,26 @@ def _nginx() -> str:
     if not Path(found).exists():
         raise SystemExit("nginx not found: install it (Debian: apt-get install nginx-light) or set NGINX=")
     return found
+
+
+def _publish_addr() -> str:
+    return os.environ.get("PUBLISH_ADDR") or "127.0.0.1"
+
+
+def _host(addr: str) -> str:
+    """An address as nginx's listen and URLs write it (IPv6 in brackets)."""
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def nginx_conf(text: str, publish_addr: str) -> str:
+    """nginx/nginx.conf for this machine: :9000 on publish_addr, :9001 on loopback only."""
+    swaps = [("listen 9000 ", f"listen {_host(publish_addr)}:{NGINX_PORT} "),
+             ("listen 9001;", f"listen 127.0.0.1:{STATUS_PORT};")]
+    for old, new in swaps:
+        if text.count(old) != 1:
+            raise SystemExit(f"nginx/nginx.conf changed: {old!r} is not there once")
+        text = text.replace(old, new)
+    return text
 
 
 def _supervisor(*args: str) -> list[str]:
@@ -114,7 +138,8 @@ def up(workers: int) -> int:
     nginx_dir = run / "nginx"
     (nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "nginx" / "nginx.conf", nginx_dir / "nginx.conf")
+    publish = _publish_addr()
+    (nginx_dir / "nginx.conf").write_text(nginx_conf((PROJECT_ROOT / "nginx" / "nginx.conf").read_text(), publish))
     addresses = [f"127.0.0.1:{base_port + i}" for i in range(workers)]
     upstream = subprocess.run(
         [str(PROJECT_ROOT / "nginx" / "render-upstream.sh"), *addresses],
@@ -132,7 +157,10 @@ def up(workers: int) -> int:
     conf.write_text(_supervisord_conf(run, workers, base_port, nginx, settings.shutdown_timeout))
     subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], check=True)
 
-    urls = [f"http://{a}/readyz" for a in addresses] + [f"http://127.0.0.1:{NGINX_PORT}/readyz"]
+    # nginx's /readyz: a worker answered through it. An unspecified address is reached on loopback.
+    nginx_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(publish, publish)
+    nginx_url = f"http://{_host(nginx_host)}:{NGINX_PORT}"
+    urls = [f"http://{a}/readyz" for a in addresses] + [f"{nginx_url}/readyz"]
     deadline = time.monotonic() + READY_TIMEOUT
     while not all(_ready(u) for u in urls):
         if time.monotonic() > deadline:
@@ -144,7 +172,7 @@ def up(workers: int) -> int:
             down()
             return 1
         time.sleep(0.2)
-    print(f"up: {workers} workers behind nginx on http://127.0.0.1:{NGINX_PORT} (logs in {run}/logs)")
+    print(f"up: {workers} workers behind nginx on http://{_host(publish)}:{NGINX_PORT} (logs in {run}/logs)")
     return 0
 
 

@@ -75,6 +75,23 @@ class StrictFormHandler(falcon.media.BaseHandler):
         return {name: values[0] if len(values) == 1 else values for name, values in fields.items()}
 
 
+_QUERY = StrictFormHandler()
+
+
+def strict_query(query_string: str) -> dict:
+    """A query string's fields, by the form body's rules (UTF-8, strictly).
+
+    WSGI gives the query string as bytes decoded as Latin-1; Falcon's own
+    req.params turns invalid UTF-8 into U+FFFD, as its form handler does."""
+    if not query_string:
+        return {}
+    try:
+        raw = query_string.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI server: characters no URL carries
+        raise _not_utf8() from None
+    return _QUERY.deserialize_body(raw)
+
+
 def json_error_serializer(req, resp, exc: falcon.HTTPError):
     """Every error is JSON, whatever the client's Accept header says."""
     resp.content_type = falcon.MEDIA_JSON

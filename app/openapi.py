@@ -85,9 +85,6 @@ def openapi(limits: Limits, labels: list[str]) -> dict:
                 "200": {"description": "ready", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Status"}}}},
                 **_errors(503)}}},
-            "/metrics": {"get": {"summary": "Prometheus text format", "responses": {
-                "200": {"description": "counters", "content": {"text/plain": {
-                    "schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.0", "content": {"application/json": {
                     "schema": {"type": "object"}}}}}}},

@@ -6,7 +6,7 @@ import falcon
 
 from .classifier import Classifier
 from .config import Limits
-from .media import StrictFormHandler, dumps
+from .media import StrictFormHandler, dumps, strict_query
 from .normalize import review_text
 from .stats import Stats
 
@@ -37,8 +37,15 @@ def _checked_text(value, limits: Limits, where: str, error=falcon.HTTPBadRequest
     return value
 
 
-def _review(item, limits: Limits, where: str, error) -> str:
-    """A text given as a string, or as a review's `title` and `body`."""
+# Characters the model's normalisation may remove or turn into spaces (`"`,
+# `;`, `:`, the letters of `<br />`, white space, control characters). A text
+# made of nothing else may hold no word at all once normalised.
+_MAY_VANISH = '";:<br/>BR' + "".join(map(chr, [*range(0x21), 0x7F]))
+
+
+def _review(item, limits: Limits, where: str, error, normalize=None) -> str:
+    """A text given as a string, or as a review's `title` and `body`; one that
+    is empty, or (with `normalize`, the model's) normalises to nothing, is refused."""
     if isinstance(item, dict) and ("title" in item or "body" in item):
         title = _checked_text(item.get("title", ""), limits, f"{where}.title", error)
         body = _checked_text(item.get("body", ""), limits, f"{where}.body", error)
@@ -46,6 +53,10 @@ def _review(item, limits: Limits, where: str, error) -> str:
     text = _checked_text(item, limits, where, error)
     if not text.strip():
         raise error(title="Missing text", description=f"{where} is empty")
+    # Normalised again only when every character is one that may vanish:
+    # a usual text stops str.strip at its first letter.
+    if normalize is not None and not text.strip(_MAY_VANISH) and not normalize(text).strip():
+        raise error(title="Missing text", description=f"{where} holds no word once normalised")
     return text
 
 
@@ -80,8 +91,9 @@ class InferReview:
             else:
                 fields = req.get_media()
         else:
-            # The seed read `text` with get_param(), so a query string works too.
-            fields = req.params
+            # The seed read `text` with get_param(), so a query string works too,
+            # read by the form body's strict UTF-8 rules.
+            fields = strict_query(req.query_string)
         if not isinstance(fields, dict):
             raise falcon.HTTPBadRequest(title="Missing text", description="send a form field or JSON key `text`")
         if "text" in fields:
@@ -96,7 +108,7 @@ class InferReview:
             where = "review"
         else:
             raise falcon.HTTPBadRequest(title="Missing text", description="send a form field or JSON key `text`")
-        text = _review(item, self.limits, where, falcon.HTTPBadRequest)
+        text = _review(item, self.limits, where, falcon.HTTPBadRequest, self.classifier.normalize)
         label, probability = self.classifier.predict(text, k=1)[0]
         self.stats.predicted(label)
         resp.text = dumps({label: probability})  # JSON by default; skips the media handler lookup
@@ -135,7 +147,8 @@ class Predict:
         threshold = body.get("threshold", 0.0)
         if type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0:
             raise invalid(title="Invalid request", description="`threshold` must be a number from 0 to 1")
-        reviews = [_review(t, self.limits, f"texts[{i}]", invalid) for i, t in enumerate(texts)]
+        normalize = self.classifier.normalize
+        reviews = [_review(t, self.limits, f"texts[{i}]", invalid, normalize) for i, t in enumerate(texts)]
         predictions = self.classifier.predict_many(reviews, k=k, threshold=float(threshold))
         for labels in predictions:
             if labels:

@@ -12,11 +12,13 @@ So the worker handles SIGTERM/SIGINT itself:
 2. answer every request that still arrives on an open connection, adding
    `Connection: close` so nginx drops that connection instead of reusing it,
    and report 503 on /readyz;
-3. exit once no request has arrived for DRAIN_QUIET seconds, or after
-   SHUTDOWN_TIMEOUT seconds at the latest.
+3. exit once no request has been in flight for DRAIN_QUIET seconds (counted
+   from the end of the last one), or after SHUTDOWN_TIMEOUT seconds at the
+   latest, and never while a request is being answered.
 
-Python signal handlers run in bjoern's loop between requests (bjoern checks
-for signals every 0.1 s), so a handler never cuts a request in half.
+Python signal handlers run between bytecodes, so the drain's timer can fire
+in the middle of a request's Python code; it then sees the request in flight
+and leaves it alone until a later tick.
 """
 
 import logging
@@ -42,7 +44,8 @@ class Lifecycle:
         self.shutdown_timeout = shutdown_timeout
         self.drain_quiet = drain_quiet
         self.draining = False
-        self.last_request = time.monotonic()
+        self.in_flight = 0
+        self.last_request = time.monotonic()  # when the last request ended
         self.deadline = None
         self.listen_fd = None
         self.socket_path = None
@@ -53,16 +56,21 @@ class Lifecycle:
         """The WSGI callable bjoern runs: notes each request, closes connections while draining."""
 
         def worker_app(environ, start_response):
-            self.last_request = time.monotonic()
             self.requests += 1
-            if not self.sigint_taken:
-                self._take_sigint()
-            if self.draining:
-                def closing_start_response(status, headers, exc_info=None):
-                    return start_response(status, [*headers, ("Connection", "close")], exc_info)
+            self.in_flight += 1
+            try:
+                if not self.sigint_taken:
+                    self._take_sigint()
+                if self.draining:
+                    def closing_start_response(status, headers, exc_info=None):
+                        return start_response(status, [*headers, ("Connection", "close")], exc_info)
 
-                return app(environ, closing_start_response)
-            return app(environ, start_response)
+                    return app(environ, closing_start_response)
+                return app(environ, start_response)
+            finally:
+                # The body is made; bjoern writes it once this returns, before its loop runs again.
+                self.in_flight -= 1
+                self.last_request = time.monotonic()
 
         return worker_app
 
@@ -105,6 +113,8 @@ class Lifecycle:
         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
 
     def _tick(self, signum, frame):
+        if self.in_flight:
+            return  # this tick interrupted a request: never cut one short
         now = time.monotonic()
         if now - self.last_request >= self.drain_quiet:
             self._exit(f"drained: no request for {self.drain_quiet}s")
@@ -116,7 +126,7 @@ class Lifecycle:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        # bjoern's loop cannot be left from Python; nothing is in flight now.
+        # bjoern's loop cannot be left from Python; no request is in flight (_tick).
         os._exit(0)
 
 

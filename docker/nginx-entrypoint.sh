@@ -54,8 +54,11 @@ done
 echo "nginx-entrypoint: workers $addresses" >&2
 render "$addresses"
 
-# Upstream health for /metrics on the status port (nginx.conf, 9001): whether
-# each worker in the list answered /readyz at the last probe, every 10 s.
+# Upstream health for /metrics on the status port (nginx.conf, 9001): the
+# workers in nginx's running configuration and whether each answered /readyz
+# at the last probe (every 10 s, and at once after each reload). Written only
+# once a reload has taken effect, so `make rollout` (docker/rollout.sh) reads
+# here when nginx routes to a new worker.
 probe() {
     mkdir -p "$RUN_DIR/status"
     {
@@ -77,6 +80,21 @@ probe() {
     mv "$RUN_DIR/status/metrics.new" "$RUN_DIR/status/metrics"
 }
 
+# The addresses the running nginx routes to, as its status port says.
+serving() {
+    curl -fsS -m 2 http://127.0.0.1:9001/upstreams 2>/dev/null | tr ' ' '\n' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' '
+}
+
+reload_to() {  # reload_to ADDRESSES: until nginx's running configuration has them (<= 10 s)
+    render "$1" && run_nginx -s reload || return 1
+    tries=0
+    while [ "$(serving)" != "$1" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || { echo "nginx-entrypoint: the reload did not take effect" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
 run_nginx() { /usr/sbin/nginx -p "$RUN_DIR/" -c "$RUN_DIR/nginx.conf" -e stderr "$@"; }
 run_nginx -t -q
 
@@ -90,7 +108,7 @@ probe "$addresses"
         latest="$(resolve)"
         if [ -n "$latest" ] && [ "$latest" != "$current" ]; then
             echo "nginx-entrypoint: workers now $latest; reloading" >&2
-            render "$latest" && run_nginx -s reload && current="$latest"
+            reload_to "$latest" && current="$latest" && probe "$current"
         fi
     done
 ) &

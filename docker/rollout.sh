@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Replace every worker container, one at a time, while traffic flows: start a
 # new worker from the current image (a new model or new code, after
-# `make images`), wait until it is healthy and nginx routes to it, then stop
+# `make images`), wait until it is healthy and nginx routes to it (nginx's
+# upstream metric, written once its reload has taken effect), then stop
 # one old worker. The old worker drains (app/server.py: it stops accepting,
 # finishes what it has, closes keep-alive connections) and nginx retries
 # anything it refused on another worker, so no request fails.
@@ -14,16 +15,20 @@ TIMEOUT=${ROLLOUT_TIMEOUT:-90}
 log() { printf '[rollout] %s\n' "$*" >&2; }
 workers() { $COMPOSE ps -q worker | sort; }
 health() { docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null || echo gone; }
-# How nginx's upstream list names a worker: its unix socket (<hostname>.sock), or its IP.
+# How nginx's upstream metric names a worker: its unix socket (the compose
+# stack: <hostname>.sock in the shared directory), or its IP and port (Swarm).
 address() {
     local ip
     ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}')
-    if [ -n "$ip" ]; then echo "$ip:"; else echo "$(docker inspect -f '{{.Config.Hostname}}' "$1").sock"; fi
+    if [ -n "$ip" ]; then echo "$ip:8000"; else echo "unix:/run/workers/$(docker inspect -f '{{.Config.Hostname}}' "$1").sock"; fi
 }
-nginx_upstreams() { docker exec "$($COMPOSE ps -q nginx | head -1)" cat /tmp/nginx/upstream.conf; }
+# nginx's status page, written by its entrypoint once a reload has taken effect
+# (docker/nginx-entrypoint.sh): the workers the running nginx routes to, and
+# whether each answered /readyz.
+nginx_metrics() { docker exec "$($COMPOSE ps -q nginx | head -1)" curl -fsS -m 2 http://127.0.0.1:9001/metrics; }
 healthy() { test "$(health "$1")" = healthy; }
-routed() { nginx_upstreams | grep -qF -e " $1" -e "/$1 "; }
-routes_to() { test "$(nginx_upstreams | grep -c ' server ')" -eq "$1"; }
+routed() { nginx_metrics | grep -qF "nginx_upstream_up{address=\"$1\"} 1"; }
+routes_to() { nginx_metrics | grep -qx "nginx_upstream_workers $1"; }
 
 wait_for() {  # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds, or fail after TIMEOUT
     local what=$1 start=$SECONDS; shift

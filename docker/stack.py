@@ -9,7 +9,7 @@ the older Compose v3 format: `depends_on` with conditions, `build`,
 `restart` and `security_opt` are refused or ignored there, `tmpfs` becomes a
 tmpfs mount, networks become overlays, and `deploy` gains what Swarm acts on:
 rolling updates one task at a time (the new one started and healthy first,
-rolled back if it fails), restart on failure, and `endpoint_mode: dnsrr` for
+rolled back if it fails), restart whenever a task ends, and `endpoint_mode: dnsrr` for
 the workers, so the name `worker` resolves to every task as nginx needs
 (Swarm's default is one virtual IP, which nginx's keep-alive connections
 would pin to one task).
@@ -36,7 +36,7 @@ import json
 import sys
 
 DROP = {"build", "depends_on", "restart", "security_opt", "profiles", "tmpfs", "container_name",
-        "network_mode", "group_add", "extra_hosts"}
+        "network_mode", "group_add", "extra_hosts", "mem_limit", "pids_limit"}
 # Compose's same-host wiring, replaced by the network layout above.
 NGINX_ENV_DROP = {"WORKER_SOCKETS", "NGINX_LISTEN_ADDR", "NGINX_STATUS_ADDR"}
 
@@ -76,11 +76,16 @@ def service(name: str, svc: dict) -> dict:
     if isinstance(out.get("networks"), dict):
         out["networks"] = sorted(out["networks"])
     deploy = dict(out.get("deploy") or {})
+    # Swarm (v3) takes the memory limit under deploy; its stack loader has no
+    # pids limit (Docker 20.10), so the containers there have none.
+    if svc.get("mem_limit"):
+        deploy["resources"] = {"limits": {"memory": f"{int(svc['mem_limit'])}b"}}
     if name == "nginx":
         deploy = {k: v for k, v in deploy.items() if k != "replicas"} | {"mode": "global"}
     else:
         deploy.setdefault("replicas", 1)
-    deploy["restart_policy"] = {"condition": "on-failure", "delay": "1s"}
+    # `any`: a worker that drained after a stray SIGTERM exits 0 and must come back too.
+    deploy["restart_policy"] = {"condition": "any", "delay": "1s"}
     # Workers: start the new task first, so capacity never drops during an update.
     deploy["update_config"] = rolling("start-first" if name == "worker" else "stop-first")
     deploy["rollback_config"] = {"parallelism": 1, "order": deploy["update_config"]["order"]}

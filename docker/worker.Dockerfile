@@ -5,22 +5,26 @@
 # always reach PyPI; the same file builds where Docker Hub and PyPI are reachable.
 ARG BASE_IMAGE=debian:bookworm-slim
 
+# Each stage applies Debian's security updates over the base image (apt-get upgrade).
 FROM ${BASE_IMAGE} AS builder
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
+ && apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
-# Dependencies before code: this layer is rebuilt only when they change.
-COPY requirements.txt /tmp/requirements.txt
+# Dependencies before code: this layer is rebuilt only when they change. Every
+# wheel is checked against its sha256 (the wheelhouse's copy of requirements.txt:
+# the committed hashes, plus those of the wheels built from checked sdists).
+# app/native's wheel is ours, built from this tree (its fastText sdist hash-checked).
 COPY docker/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt reviewrating-native \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels --require-hashes -r /wheels/requirements.txt \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels --no-deps reviewrating-native \
  && /opt/venv/bin/pip check
 
 # The load test's peers (gunicorn with gevent, granian) on top of the same venv.
 FROM builder AS peers-builder
-COPY requirements-peers.txt /tmp/requirements-peers.txt
-RUN /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements-peers.txt \
+RUN /opt/venv/bin/pip install --no-index --find-links /wheels --require-hashes -r /wheels/requirements-peers.txt \
  && /opt/venv/bin/pip check
 
 FROM ${BASE_IMAGE} AS worker
@@ -29,6 +33,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # (app/native's C++ needs libstdc++6, which the base image has for apt);
 # netcat for the healthcheck on a unix socket
 RUN apt-get update \
+ && apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends python3 libev4 netcat-openbsd \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app

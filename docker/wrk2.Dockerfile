@@ -7,17 +7,18 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE} AS builder
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
+ && apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
-COPY requirements-loadtest.txt /tmp/requirements-loadtest.txt
 COPY docker/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements-loadtest.txt \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels --require-hashes -r /wheels/requirements-loadtest.txt \
  && /opt/venv/bin/pip check
 
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
+ && apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends python3 make curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10003 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin loadtest

@@ -2,13 +2,15 @@
 
 Usage: python models/fetch.py [models/amazon_review_full.json]
 
-Tries the manifest's official `url` first; where that cannot be reached (as on
-machines without internet) copies the manifest's `fallback` (a path relative
-to the project root, `../shared/models/...`). Either way the file is written
+Tries MODEL_FROM first when it is set (a local copy of the model file), then
+the manifest's official `url`; where that cannot be reached (as on machines
+without internet) copies the manifest's `fallback` (a path relative to the
+project root, `../shared/models/...`). Either way the file is written
 only after its sha256 matches the manifest, so a half download or a wrong file
 never sits where the worker will load it.
 """
 
+import os
 import shutil
 import sys
 import tempfile
@@ -38,6 +40,8 @@ def fetch(manifest_path: Path) -> Path:
         return target
 
     sources = []
+    if os.environ.get("MODEL_FROM"):
+        sources.append(("copy", str(Path(os.environ["MODEL_FROM"]).expanduser().resolve())))
     if manifest.url:
         sources.append(("download", manifest.url))
     if manifest.fallback:
@@ -63,7 +67,10 @@ def fetch(manifest_path: Path) -> Path:
             candidate.replace(target)
             print(f"{target}: {how} from {source}, sha256 verified")
             return target
-    raise ModelError("could not fetch a verified model:\n  " + "\n  ".join(failures))
+    raise ModelError("could not fetch a verified model:\n  " + "\n  ".join(failures) + "\n"
+                     f"With no internet, point it at a local copy of {manifest.file}: "
+                     f"`make model MODEL_FROM=/path/to/{manifest.file}` (checked against its sha256), "
+                     f"or put ../shared/ beside the project.")
 
 
 def main(argv: list[str]) -> int:

@@ -61,11 +61,33 @@ def test_served_answer_is_the_classifier_answer_on_normalised_text(tiny_client, 
     assert tiny_classifier.normalize(raw) == "it was ok . . . nothing ( special ) !"
 
 
-@pytest.mark.parametrize("text", ["a\x00b", "\x00", "tab\there", "\r\n\r\n ok", "\u00a0x", "é" * 1000])
+@pytest.mark.parametrize("text", ["a\x00b", "tab\there", "\r\n\r\n ok", "\u00a0x", "é" * 1000,
+                                  "'", ".", "br", "<br/>", ";a;"])
 def test_control_characters_and_odd_text_are_served(tiny_client, text):
     result = tiny_client.simulate_post("/inferreview", json={"text": text})
     assert result.status_code == 200, result.text
     assert len(result.json) == 1
+
+
+@pytest.mark.parametrize("text", ["\x00", '"', ";;", "<br />", ":", '<br /> ; : "\x7f\n', "<BR />"])
+def test_a_text_that_normalises_to_nothing_is_refused(tiny_client, text):
+    """As an empty text is: the model would answer a confident label for no word at all."""
+    for path, body, status in (("/inferreview", {"text": text}, 400),
+                               ("/inferreview", {"title": text, "body": ""}, 400),
+                               ("/v1/predict", {"texts": ["fine", text]}, 422)):
+        result = tiny_client.simulate_post(path, json=body)
+        assert result.status_code == status, (path, text, result.text)
+        assert result.json["title"] == "Missing text"
+
+
+def test_query_string_text_is_read_by_the_body_rules(tiny_client, tiny_classifier):
+    ok = tiny_client.simulate_post("/inferreview", query_string="text=caf%C3%A9+ok")
+    assert ok.status_code == 200
+    ((label, p),) = tiny_classifier.predict("caf\u00e9 ok")
+    assert ok.json == {label: p}
+    for query in ("text=%ff%fe", "text=ok%e2%82", "text=a&text=b", "text=%3B"):
+        bad = tiny_client.simulate_post("/inferreview", query_string=query)
+        assert bad.status_code == 400, (query, bad.text)
 
 
 def test_batch_top_k_and_threshold(tiny_client, tiny_classifier):
@@ -161,8 +183,9 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
     assert result.status_code == 200 and result.headers["content-type"] == "application/json"
     doc = result.json
     assert doc["openapi"].startswith("3.0")
+    # what clients reach through nginx; /metrics is the operator's, on the private network
     assert set(doc["paths"]) == {"/inferreview", "/v1/predict", "/v1/model", "/healthz", "/readyz",
-                                 "/metrics", "/openapi.json"}
+                                 "/openapi.json"}
     for path, methods in doc["paths"].items():  # every documented operation exists
         for method in methods:
             assert tiny_client.simulate_request(method.upper(), path).status_code not in (404, 405), path

@@ -21,9 +21,9 @@ def write_manifest(folder, **fields):
     return path
 
 
-def run_fetch(manifest):
+def run_fetch(manifest, **env):
     return subprocess.run([sys.executable, str(ROOT / "models" / "fetch.py"), str(manifest)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
 
 
 def test_committed_manifest_matches_shared_readme():
@@ -43,6 +43,19 @@ def test_fetch_falls_back_to_shared_and_verifies(tmp_path):
     assert sha256_of(tmp_path / "m.ftz") == SHA
     again = run_fetch(manifest)
     assert "present, sha256 verified" in again.stdout
+
+
+def test_fetch_with_no_internet_and_no_shared_says_how_to_use_a_local_copy(tmp_path):
+    manifest = write_manifest(tmp_path, sha256=SHA, url="http://127.0.0.1:1/m.ftz",
+                              fallback=str(tmp_path / "no-shared" / "m.ftz"))
+    result = run_fetch(manifest)
+    assert result.returncode == 1
+    assert "`make model MODEL_FROM=/path/to/m.ftz`" in result.stderr, result.stderr
+    assert not (tmp_path / "m.ftz").exists()
+    # ... and that way works, verified
+    copy = run_fetch(manifest, MODEL_FROM=str(shared_file("models", "amazon_review_full.ftz")))
+    assert copy.returncode == 0, copy.stderr
+    assert sha256_of(tmp_path / "m.ftz") == SHA
 
 
 def test_fetch_refuses_a_file_with_the_wrong_checksum(tmp_path):

@@ -1,5 +1,6 @@
 """A real bjoern worker process: graceful drain on SIGTERM/SIGINT with keep-alive connections open."""
 
+import json
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import time
 import pytest
 import requests
 
-from .conftest import ROOT
+from .conftest import REAL_MODEL, ROOT
 
 REQUEST = (b"POST /inferreview HTTP/1.1\r\nHost: w\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            b"Content-Length: 14\r\n\r\ntext=I+love+it")
@@ -160,3 +161,22 @@ def test_a_socket_directory_gets_one_socket_per_host_removed_when_draining(tiny_
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("quiet,timeout", [("0.01", "10"), ("5", "0.05")], ids=["quiet period", "timeout"])
+def test_a_request_in_flight_is_never_cut_short(start_worker, quiet, timeout):
+    """SIGTERM arrives while a heavy batch (real model, 52 texts of 20 000 dots:
+    0.1-0.3 s) is being computed. The drain's timer fires during it, past both
+    a quiet period counted from the request's start and the shutdown timeout;
+    the worker still answers it whole and exits only afterwards."""
+    proc, port = start_worker(MODEL_PATH=str(REAL_MODEL), DRAIN_QUIET=quiet, SHUTDOWN_TIMEOUT=timeout)
+    body = json.dumps({"texts": ["." * 20000] * 52}).encode()
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: w\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(0.03)  # the body is read and the batch being computed
+    proc.send_signal(signal.SIGTERM)
+    response = read_response(conn)
+    assert response.startswith(b"HTTP/1.1 200"), (response[:200], proc.stdout.read() if proc.poll() is not None else "")
+    assert len(json.loads(response.partition(b"\r\n\r\n")[2])["predictions"]) == 52
+    assert proc.wait(timeout=15) == 0

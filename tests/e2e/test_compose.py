@@ -122,7 +122,9 @@ def test_containers_are_hardened():
         assert host["ReadonlyRootfs"] is True
         assert host["CapDrop"] == ["ALL"]
         assert "no-new-privileges:true" in host["SecurityOpt"]
-        assert host["RestartPolicy"]["Name"] == "on-failure"
+        # unless-stopped: a worker that drained after a stray SIGTERM (exit 0) comes back
+        assert host["RestartPolicy"]["Name"] == "unless-stopped"
+        assert host["Memory"] == 256 << 20 and host["PidsLimit"] in (32, 256), (host["Memory"], host["PidsLimit"])
         assert info["Config"]["User"] not in ("", "root", "0")
         status = run("docker", "exec", c, "sh", "-c", "id -u; grep CapEff /proc/1/status").stdout.split()
         assert status[0] != "0" and status[-1] == "0000000000000000"
@@ -133,10 +135,35 @@ def test_containers_are_hardened():
     assert [line.split(":")[0].strip() for line in interfaces] == ["lo"]
 
 
+@pytest.mark.parametrize("image", ["reviewrating-worker:latest", "reviewrating-nginx:latest"])
+def test_images_carry_security_updates_and_no_apt_proxy(image):
+    """Built with Debian's security updates applied (apt-get upgrade over the
+    base image: nothing left to upgrade) and no apt proxy setting of the
+    build machine inside."""
+    script = ("grep -rils proxy /etc/apt/apt.conf* || true; apt-get update -qq >/dev/null 2>&1 && "
+              "apt-get -s upgrade | grep -c '^Inst' || true")
+    out = run("docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script).stdout.split()
+    assert out == ["0"], out
+
+
 def test_nginx_reports_upstream_health():
     """The status port (9001, never published): stub_status, and each worker
-    nginx routes to with whether it answered /readyz at the last probe."""
+    nginx routes to with whether it answered /readyz at the last probe. The
+    workers' own metrics are scraped on the private network, not through :9000."""
     nginx = containers("nginx")[0]
+    workers = containers("worker")
+    for c in workers:  # from nginx's side of the back-end network
+        ip = inspect(c)["NetworkSettings"]["Networks"][f"{PROJECT}_backend"]["IPAddress"]
+        page = run("docker", "exec", nginx, "curl", "-fsS", f"http://{ip}:8000/metrics").stdout
+        assert "worker_requests_total" in page
+        assert ip in run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/upstreams").stdout
+    for path in ("/metrics", "//metrics", "/%6detrics"):
+        r = requests.get(BASE + path)
+        assert (r.status_code, r.json()) == (404, {"title": "404 Not Found"}), path
+    # nginx's healthcheck asks nginx itself, on the status port, not a worker through it
+    assert "/dev/tcp/127.0.0.1/9001" in " ".join(inspect(nginx)["Config"]["Healthcheck"]["Test"])
+    assert run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/healthz").stdout.strip() == \
+        '{"status": "ok"}'
     page = run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/metrics").stdout
     assert f"nginx_upstream_workers {WORKERS}" in page
     up = [line for line in page.splitlines() if line.startswith("nginx_upstream_up{")]
@@ -190,6 +217,17 @@ def test_docker_stop_drains_a_worker_under_load():
     assert stopped["seconds"] < 10
     run("docker", "start", victim)
     wait_healthy(victim)
+
+
+def test_a_worker_drained_by_a_stray_sigterm_comes_back():
+    """SIGTERM from outside Docker (not `docker stop`): the worker drains and
+    exits 0, and `restart: unless-stopped` starts it again (on-failure would not)."""
+    victim = containers("worker")[0]
+    before = inspect(victim)
+    under_load(lambda: os.kill(before["State"]["Pid"], signal.SIGTERM), seconds_after=2)
+    after = wait_healthy(victim)
+    assert after["Pid"] != before["State"]["Pid"]
+    assert inspect(victim)["RestartCount"] > before["RestartCount"]
 
 
 def test_rollout_replaces_every_worker_under_load_losing_nothing():

@@ -2,6 +2,9 @@
 supervisord), each bounded in time, traffic to 127.0.0.1 only. Each prints
 what it measured (requests lost, recovery); run with -s to see it."""
 
+import collections
+import http.client
+import json
 import os
 import signal
 import socket
@@ -91,3 +94,70 @@ def test_nginx_restart_recovers_within_5_seconds():
     assert last_failure < 5.0
     assert all(outcome == 200 for start, _, outcome in after if start > last_failure)
     assert requests.get(f"{BASE}/readyz", timeout=5).status_code == 200
+
+
+def test_one_clients_heavy_batches_do_not_take_the_service_from_others():
+    """A client on 127.0.0.2 keeps 40 connections busy with legal but heavy
+    /v1/predict batches (52 texts of 20 000 dots, ~1 MB, each dot a token) for
+    15 s, re-sending at once whatever it is told; a client on 127.0.0.1 sends
+    single reviews one after the other. nginx admits one batch per client
+    address and sends the others' requests to a worker not computing it: the
+    normal client is served, quickly; the flooder hears 429 with Retry-After."""
+    batch = json.dumps({"texts": ["." * 20000] * 52}).encode()
+    assert len(batch) < 1 << 20
+    stop = threading.Event()
+    flood, refusals, normal = collections.Counter(), {}, []
+    pids = worker_pids()
+
+    def flooder():
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", 9000, timeout=30,
+                                                      source_address=("127.0.0.2", 0))
+                conn.request("POST", "/v1/predict", batch, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                body = r.read()
+                flood[r.status] += 1
+                if r.status != 200:
+                    refusals[r.status] = (r.getheader("Content-Type"), r.getheader("Retry-After"), body)
+            except (OSError, http.client.HTTPException) as exc:
+                flood[type(exc).__name__] += 1
+                conn = None
+
+    threads = [threading.Thread(target=flooder) for _ in range(40)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)  # the flood is on
+        conn = http.client.HTTPConnection("127.0.0.1", 9000, timeout=30)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            start = time.monotonic()
+            try:
+                conn.request("POST", "/inferreview", "text=I+love+this+product.",
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+                r = conn.getresponse()
+                r.read()
+                outcome = r.status
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = type(exc).__name__
+                conn = http.client.HTTPConnection("127.0.0.1", 9000, timeout=30)
+            normal.append((outcome, time.monotonic() - start))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    served = sum(1 for outcome, _ in normal if outcome == 200)
+    slowest = max(took for _, took in normal)
+    print(f"\nflood of batches from 127.0.0.2 (40 connections, 15 s): normal client {served} of {len(normal)} "
+          f"answered 200, slowest {slowest:.2f} s; flooder {dict(flood)}")
+    assert len(normal) >= 20
+    assert served >= 0.95 * len(normal), collections.Counter(outcome for outcome, _ in normal)
+    assert slowest <= 3.0
+    assert flood[200] > 0 and flood[429] > 10 * flood[200], flood  # served at its bound, the rest refused
+    content_type, retry_after, body = refusals[429]
+    assert (content_type, retry_after) == ("application/json", "1")
+    assert json.loads(body)["title"] == "429 Too Many Requests"
+    assert worker_pids() == pids  # no worker died or was restarted

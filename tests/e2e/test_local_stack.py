@@ -72,7 +72,8 @@ def test_json_api_through_nginx():
     single = session.post(f"{BASE}/inferreview", json={"title": "Junk", "body": "broke"}).json()
     assert single == {predictions[1][0]["label"]: predictions[1][0]["probability"]}
     assert session.get(f"{BASE}/healthz").json() == {"status": "ok"}
-    assert session.get(f"{BASE}/readyz").json() == {"status": "ready"}
+    # /readyz through nginx: the service is ready (a worker answered), not a worker's state
+    assert session.get(f"{BASE}/readyz").json() == {"status": "ok"}
     assert session.get(f"{BASE}/v1/model").json()["sha256"].startswith("814f71e0")
 
 
@@ -230,3 +231,123 @@ def test_floors_ceiling_measures_each_layer_and_leaves_nothing_running(tmp_path)
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after floors.py"
     assert requests.get(f"{BASE}/readyz", timeout=5).status_code == 200
+
+
+def listening(port: int) -> list[str]:
+    """The local addresses of the TCP sockets listening on `port` (IPv4 and IPv6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(addr)
+                if len(raw) == 4:
+                    found.append(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.append(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+def test_local_mode_listens_on_loopback_only():
+    """:9000 on 127.0.0.1 (PUBLISH_ADDR widens it), the status port on 127.0.0.1 only."""
+    assert listening(9000) == ["127.0.0.1"]
+    assert listening(9001) == ["127.0.0.1"]
+    assert requests.get("http://127.0.0.1:9001/stub_status", timeout=5).text.startswith("Active connections")
+    assert requests.get("http://127.0.0.1:9001/healthz", timeout=5).json() == {"status": "ok"}
+
+
+PUBLIC = ["/inferreview", "/v1/predict", "/v1/model", "/openapi.json", "/healthz"]
+
+
+@pytest.mark.parametrize("path", [
+    "/metrics", "//metrics", "/%6detrics", "/%6D%65trics", "/metrics/", "/./metrics", "/healthz/../metrics",
+    "/metrics?x=1", "/METRICS", "/readyz/", "/nope", "/_error/400", "/_error/502", "/v1", "/v1/",
+    "/inferreview/extra", "/v1/model/../../metrics",
+])
+def test_internal_and_unknown_paths_are_a_json_404_from_nginx(path):
+    before = [worker_requests(8001 + n) for n in range(WORKERS)]
+    for method in ("GET", "POST"):
+        r = requests.request(method, BASE + path, data=b"text=hi", timeout=5,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.headers["content-type"] == "application/json" and r.json() == {"title": "404 Not Found"}
+        assert "worker_" not in r.text
+    # nginx answered: no worker saw the request (each counts every request it receives)
+    assert [worker_requests(8001 + n) for n in range(WORKERS)] == [b + 1 for b in before]
+
+
+def worker_requests(port: int) -> int:
+    """Requests a worker received, read on the private side (each read counts itself)."""
+    page = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return int(next(line.split()[1] for line in page.splitlines() if line.startswith("worker_requests_total ")))
+
+
+def test_the_public_routes_reach_the_workers():
+    for path in PUBLIC:
+        method = "POST" if path in ("/inferreview", "/v1/predict") else "GET"
+        r = requests.request(method, BASE + path, json={"texts": ["ok"]} if path == "/v1/predict" else None,
+                             data=None if path == "/v1/predict" else ({"text": "ok"} if method == "POST" else None),
+                             timeout=5)
+        assert r.status_code == 200, (path, r.text)
+    # the normalised path is what nginx passes on: the batch's `//v1/predict` is /v1/predict
+    assert requests.post(BASE + "//v1/predict", json={"texts": ["ok"]}, timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("payload,status", [
+    (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", b"505"),
+    (b"POST /inferreview HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+    (b"GET /_error/502 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"404"),
+], ids=["505", "501", "internal error page"])
+def test_nginx_own_errors_are_json(payload, status):
+    response = raw_http(payload)
+    assert response.split(b" ")[1] == status, response[:200]
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"application/json" in head
+    assert json.loads(body)["title"].startswith(status.decode())
+
+
+def test_the_status_port_refuses_other_addresses_with_json(tmp_path):
+    """A second nginx from the same config whose status port admits no loopback
+    address: nginx's 403 there is JSON, like every other error of its own."""
+    from app.local import nginx_conf
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    conf = nginx_conf((ROOT / "nginx" / "nginx.conf").read_text(), "127.0.0.1")
+    conf = conf.replace("listen 127.0.0.1:9000 ", f"listen 127.0.0.1:{ports[0]} ")
+    conf = conf.replace("listen 127.0.0.1:9001;", f"listen 127.0.0.1:{ports[1]};")
+    assert conf.count("127.0.0.0/8 1;") == 1
+    conf = conf.replace("127.0.0.0/8 1;", "")
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "nginx.conf").write_text(conf)
+    (tmp_path / "upstream.conf").write_text(subprocess.run(
+        [str(ROOT / "nginx" / "render-upstream.sh"), "127.0.0.1:8001"], capture_output=True, text=True,
+        check=True).stdout)
+    subprocess.run(["nginx", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"], check=True)
+    try:
+        for path in ("/stub_status", "/healthz", "/metrics", "/upstreams", "/nope"):
+            r = requests.get(f"http://127.0.0.1:{ports[1]}{path}", timeout=5)
+            assert (r.status_code, r.headers["content-type"], r.json()) == (
+                403, "application/json", {"title": "403 Forbidden"})
+    finally:
+        subprocess.run(["nginx", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr",
+                        "-s", "quit"], check=True)
+
+
+def test_nginx_logs_failures_only_buffered():
+    """nginx's access log holds the 4xx and 5xx (buffered, flushed within 5 s)
+    with nginx's errors in its log, and not the requests that succeeded."""
+    log = ROOT / "run" / "logs" / "nginx.log"
+    marker = f"logged-{time.monotonic_ns()}"
+    assert requests.get(f"{BASE}/{marker}", timeout=5).status_code == 404
+    assert requests.post(f"{BASE}/inferreview?{marker}=1", data={"text": "fine"}, timeout=5).status_code == 200
+    deadline = time.monotonic() + 8
+    while f"/{marker} " not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = [line for line in log.read_text().splitlines() if marker in line]
+    assert len(lines) == 1 and f'"GET /{marker} HTTP/1.1" 404 ' in lines[0], lines

@@ -73,7 +73,9 @@ def test_services_as_swarm_runs_them():
     assert worker["EndpointSpec"]["Mode"] == "dnsrr"
     assert worker["UpdateConfig"]["Order"] == "start-first" and worker["UpdateConfig"]["Parallelism"] == 1
     assert worker["UpdateConfig"]["FailureAction"] == "rollback"
-    assert worker["TaskTemplate"]["RestartPolicy"]["Condition"] == "on-failure"
+    # any: a worker that drained after a stray SIGTERM (exit 0) is restarted too
+    assert worker["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
+    assert worker["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 256 << 20
     container = worker["TaskTemplate"]["ContainerSpec"]
     assert container["ReadOnly"] is True and container["CapabilityDrop"] == ["ALL"]
     nginx = json.loads(run("docker", "service", "inspect", f"{STACK}_nginx").stdout)[0]["Spec"]

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Make sure the Debian packages a make target needs are installed: install the
+# missing ones (as root, with apt-get), or stop at once with the exact command.
+#
+#   scripts/ensure-packages.sh build   # make install: the venv, bjoern's and app/native's builds
+#   scripts/ensure-packages.sh run     # make local-up: + nginx
+#   scripts/ensure-packages.sh test    # make test: + fastText's CLI, wrk, valgrind, curl
+#
+# Env: PYTHON (python3), NO_INSTALL=1 (only say what is missing and how to install it).
+# Docker Engine is not installed here (see README); Compose v2 is, by docker/ensure-compose.sh.
+set -euo pipefail
+
+PYTHON="${PYTHON:-python3}"
+missing=()
+need() {  # need PACKAGE CHECK...: PACKAGE is missing when CHECK fails
+    local package=$1; shift
+    "$@" >/dev/null 2>&1 || missing+=("$package")
+}
+has() { PATH="$PATH:/usr/sbin:/sbin" command -v "$1"; }
+
+case "${1:-}" in
+    build|run|test) ;;
+    *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+esac
+
+need make has make
+need gcc has gcc
+need libc6-dev test -e /usr/include/stdio.h
+need libev-dev test -e /usr/include/ev.h          # bjoern is built from source
+need g++ has g++                                   # app/native: fastText's C++
+need python3-dev test -e /usr/include/python3.11/Python.h  # app/native's wheel for the image (Debian's python3)
+need python3-venv "$PYTHON" -c "import ensurepip, venv"
+if [ "$1" != build ]; then
+    need nginx-light has nginx
+fi
+if [ "$1" = test ]; then
+    need fasttext has fasttext                     # the service must answer what fastText's CLI does
+    need wrk has wrk                               # the load generator's tests
+    need valgrind has valgrind                     # the micro-benchmark's instruction counts
+    need curl has curl                             # the README's example
+fi
+
+[ ${#missing[@]} -gt 0 ] || exit 0
+command="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "${NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing packages: ${missing[*]}. Install them (as root) with:" >&2
+    echo "    $command" >&2
+    exit 1
+fi
+echo "[ensure-packages] installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,111 @@
+"""What a fresh machine and the deployment files get: the system packages
+`make` installs or names, local mode's addresses, Swarm's translation."""
+
+import json
+import os
+import subprocess
+import sys
+
+from app.local import nginx_conf
+
+from .conftest import ROOT
+
+ENSURE = ROOT / "scripts" / "ensure-packages.sh"
+
+
+def test_missing_packages_stop_make_at_once_with_the_exact_command(tmp_path):
+    """With a PATH that holds none of the tools (and NO_INSTALL=1, so nothing is
+    installed), the script names every missing package in one apt-get line."""
+    for tool in ("env", "bash", "id"):
+        (tmp_path / tool).symlink_to(f"/usr/bin/{tool}")
+    result = subprocess.run(["/usr/bin/bash", str(ENSURE), "test"], capture_output=True, text=True,
+                            env={"PATH": str(tmp_path), "NO_INSTALL": "1", "PYTHON": "python3"})
+    assert result.returncode == 1
+    command = result.stderr.splitlines()[-1].strip()
+    assert command.startswith("apt-get update && apt-get install -y --no-install-recommends ")
+    assert {"make", "gcc", "python3-venv", "fasttext", "wrk", "valgrind", "curl"} <= set(command.split())
+
+
+def test_nothing_to_do_when_every_package_is_there():
+    """This machine ran `make test`, which installed them: the check passes silently."""
+    for target in ("build", "run", "test"):
+        result = subprocess.run([str(ENSURE), target], capture_output=True, text=True,
+                                env={**os.environ, "NO_INSTALL": "1", "PYTHON": sys.executable})
+        assert (result.returncode, result.stderr) == (0, ""), target
+
+
+def test_local_mode_listens_on_loopback_unless_told():
+    conf = (ROOT / "nginx" / "nginx.conf").read_text()
+    local = nginx_conf(conf, "127.0.0.1")
+    assert "listen 127.0.0.1:9000 backlog=4096;" in local and "listen 127.0.0.1:9001;" in local
+    wide = nginx_conf(conf, "0.0.0.0")
+    assert "listen 0.0.0.0:9000 " in wide and "listen 127.0.0.1:9001;" in wide  # the status port stays
+    assert "listen [::1]:9000 " in nginx_conf(conf, "::1")
+
+
+def test_swarm_restarts_any_ended_task_and_limits_memory():
+    """docker/stack.py on the compose file's own configuration (as `make swarm-deploy` gives it)."""
+    sys.path.insert(0, str(ROOT / "docker"))
+    import stack
+
+    config = {"services": {
+        "worker": {"image": "w", "restart": "unless-stopped", "mem_limit": "268435456", "pids_limit": 32,
+                   "deploy": {"replicas": 2}},
+        "nginx": {"image": "n", "restart": "unless-stopped", "mem_limit": "268435456", "pids_limit": 256,
+                  "ports": [{"target": 9000, "published": "9000", "host_ip": "127.0.0.1"}]},
+    }}
+    out = json.loads(json.dumps(stack.stack(config)))
+    for name in ("worker", "nginx"):
+        svc = out["services"][name]
+        assert svc["deploy"]["restart_policy"]["condition"] == "any"
+        assert svc["deploy"]["resources"]["limits"]["memory"] == "268435456b"
+        assert not {"restart", "mem_limit", "pids_limit"} & set(svc)
+
+
+REQUIREMENTS = ["requirements.txt", "requirements-dev.txt", "requirements-peers.txt", "requirements-loadtest.txt"]
+
+
+def pins(text: str) -> dict[str, str]:
+    import re
+
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    return {norm(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", text, re.M)}
+
+
+def test_every_requirement_is_pinned_with_hashes_as_its_in_file_says():
+    """requirements*.txt (made by `make requirements`) pin every package, each
+    with the sha256 of its files, at the versions requirements*.in name."""
+    for name in REQUIREMENTS:
+        text = (ROOT / name).read_text()
+        entries = [e for e in text.replace("\\\n", " ").splitlines() if e and not e.lstrip().startswith("#")]
+        assert entries, name
+        for entry in entries:
+            assert "==" in entry and "--hash=sha256:" in entry, (name, entry)
+        wanted = pins((ROOT / name.replace(".txt", ".in")).read_text())
+        got = pins(text)
+        assert {k: got.get(k) for k in wanted} == wanted, name
+
+
+def test_the_wheelhouse_refuses_a_wheel_changed_after_it_was_built(tmp_path):
+    """docker/wheelhouse (built by `make images`, before the unit tests run in
+    `make test`): the images install from it with --require-hashes, against
+    its copies of the requirements files. Unchanged it installs; one changed
+    byte in a wheel and pip refuses it."""
+    import shutil
+
+    house = ROOT / "docker" / "wheelhouse"
+    assert (house / "requirements.txt").is_file(), "docker/wheelhouse is missing: run `make images`"
+    copy = tmp_path / "wheels"
+    shutil.copytree(house, copy)
+
+    def install():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        return subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-index",
+                               "--find-links", str(copy), "--require-hashes", "--target", str(tmp_path / "t"),
+                               "-r", str(copy / "requirements.txt")], capture_output=True, text=True, env=env)
+
+    assert install().returncode == 0
+    (wheel,) = copy.glob("bjoern-*.whl")  # the one built here, from its checked sdist
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    refused = install()
+    assert refused.returncode != 0 and "DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr[-2000:]
