@@ -16,7 +16,8 @@
 # NGINX_WORKER_PROCESSES (auto: one per core), NGINX_LISTEN_ADDR and
 # NGINX_STATUS_ADDR (the addresses :9000 and :9001 bind; unset: all of the
 # container's, right in its own network namespace, not on the host's),
-# NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file system is read-only).
+# NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file system is read-only),
+# NGINX_EXTRA_ROUTE (one more public path, for the load test's Rust peer: /predict).
 set -eu
 WORKER_HOST="${WORKER_HOST:-worker}"
 WORKER_PORT="${WORKER_PORT:-8000}"
@@ -40,7 +41,11 @@ render() {
 }
 
 mkdir -p "$RUN_DIR/tmp"
-sed -e "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
+EXTRA_ROUTE="${NGINX_EXTRA_ROUTE:-}"
+echo "$EXTRA_ROUTE" | grep -qE '^(/[A-Za-z0-9._-]+)*$' ||
+    { echo "nginx-entrypoint: NGINX_EXTRA_ROUTE must be a path like /predict, not '$EXTRA_ROUTE'" >&2; exit 1; }
+sed -e "s#^\( *\)/inferreview 1;#\1/inferreview 1;${EXTRA_ROUTE:+ $EXTRA_ROUTE 1;}#" \
+    -e "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
     -e "s/^\( *listen \)9000\b/\1${NGINX_LISTEN_ADDR:+$NGINX_LISTEN_ADDR:}9000/" \
     -e "s/^\( *listen \)9001\b/\1${NGINX_STATUS_ADDR:+$NGINX_STATUS_ADDR:}9001/" \
     "$CONF/nginx.conf" > "$RUN_DIR/nginx.conf"

@@ -123,10 +123,14 @@ def pid_ids(pids) -> list[str]:
     return [f"pid:{p}" for p in pids]
 
 
-def nginx_conf(ports: tuple[int, int], answer_itself: bool, processes: str = "auto") -> str:
+def nginx_conf(ports: tuple[int, int], answer_itself: bool, processes: str = "auto",
+               extra_route: str = "") -> str:
+    """nginx.conf on `ports` (loopback only), with `extra_route` public too (the Rust peer's)."""
     conf = (ROOT / "nginx" / "nginx.conf").read_text()
-    swaps = [("listen 9000 ", f"listen {ports[0]} "), ("listen 9001;", f"listen {ports[1]};"),
+    swaps = [("listen 9000 ", f"listen 127.0.0.1:{ports[0]} "), ("listen 9001;", f"listen 127.0.0.1:{ports[1]};"),
              ("worker_processes auto;", f"worker_processes {processes};")]
+    if extra_route:
+        swaps.append(("/inferreview 1;", f"/inferreview 1; {extra_route} 1;"))
     if answer_itself:
         swaps.append(("proxy_pass http://workers;", "return 200 '%s';" % ANSWER.decode()))
     for old, new in swaps:
@@ -140,7 +144,8 @@ def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: lis
                 answer_itself: bool, pin: list[str], processes: str) -> Path:
     d = workdir / name
     (d / "tmp").mkdir(parents=True)
-    (d / "nginx.conf").write_text(nginx_conf(ports, answer_itself, processes))
+    (d / "nginx.conf").write_text(nginx_conf(ports, answer_itself, processes,
+                                             sweep.RUST_PATH if name == "rust" else ""))
     (d / "upstream.conf").write_text(subprocess.run(
         [str(ROOT / "nginx" / "render-upstream.sh"), *upstreams],
         check=True, capture_output=True, text=True).stdout)
