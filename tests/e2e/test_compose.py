@@ -152,16 +152,16 @@ def test_nginx_reports_upstream_health():
     workers' own metrics are scraped on the private network, not through :9000."""
     nginx = containers("nginx")[0]
     workers = containers("worker")
-    for c in workers:  # from nginx's side of the back-end network
-        ip = inspect(c)["NetworkSettings"]["Networks"][f"{PROJECT}_backend"]["IPAddress"]
-        page = run("docker", "exec", nginx, "curl", "-fsS", f"http://{ip}:8000/metrics").stdout
+    for c in workers:  # on each worker's socket, from nginx's side of the shared volume
+        sock = f"/run/workers/{inspect(c)['Config']['Hostname']}.sock"
+        page = run("docker", "exec", nginx, "curl", "-fsS", "--unix-socket", sock, "http://worker/metrics").stdout
         assert "worker_requests_total" in page
-        assert ip in run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/upstreams").stdout
+        assert f"unix:{sock}" in run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/upstreams").stdout
     for path in ("/metrics", "//metrics", "/%6detrics"):
         r = requests.get(BASE + path)
         assert (r.status_code, r.json()) == (404, {"title": "404 Not Found"}), path
     # nginx's healthcheck asks nginx itself, on the status port, not a worker through it
-    assert "/dev/tcp/127.0.0.1/9001" in " ".join(inspect(nginx)["Config"]["Healthcheck"]["Test"])
+    assert "/dev/tcp/${NGINX_STATUS_ADDR:-127.0.0.1}/9001" in " ".join(inspect(nginx)["Config"]["Healthcheck"]["Test"])
     assert run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/healthz").stdout.strip() == \
         '{"status": "ok"}'
     page = run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/metrics").stdout
