@@ -51,6 +51,10 @@ class FastTextModel:
         """[(probability, label) pairs] for each text."""
         return self.f.predict_many([t + "\n" for t in texts], k, threshold)
 
+    def responder(self, heads: list[str], max_chars: int):
+        """The compiled POST /inferreview for this model (Classifier.responder)."""
+        return self.f.responder(heads, max_chars)
+
 
 def _load_bounded(path: Path) -> FastTextModel:
     """Load a model with the address space capped while fastText reads it.
@@ -179,7 +183,7 @@ class Classifier:
             return None
         # `{"5 star":` exactly as ujson starts the Python path's answer.
         heads = [dumps({label: 0.5})[:-len("0.5}")] for label in self.labels]
-        return self._model.f.responder(heads, max_chars)
+        return self._model.responder(heads, max_chars)
 
     def self_test(self) -> bool:
         """One real prediction: the model answers with a known label and a sane probability."""

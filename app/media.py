@@ -75,7 +75,9 @@ class StrictFormHandler(falcon.media.BaseHandler):
         return {name: values[0] if len(values) == 1 else values for name, values in fields.items()}
 
 
-_QUERY = StrictFormHandler()
+# One handler for the app's form bodies, /inferreview's compiled path's
+# fallback and query strings: the same rules everywhere.
+FORM_HANDLER = StrictFormHandler()
 
 
 def strict_query(query_string: str) -> dict:
@@ -89,7 +91,7 @@ def strict_query(query_string: str) -> dict:
         raw = query_string.encode("latin-1")
     except UnicodeEncodeError:  # not from a WSGI server: characters no URL carries
         raise _not_utf8() from None
-    return _QUERY.deserialize_body(raw)
+    return FORM_HANDLER.deserialize_body(raw)
 
 
 def json_error_serializer(req, resp, exc: falcon.HTTPError):

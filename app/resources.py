@@ -6,7 +6,7 @@ import falcon
 
 from .classifier import Classifier
 from .config import Limits
-from .media import StrictFormHandler, dumps, strict_query
+from .media import FORM_HANDLER, dumps, strict_query
 from .normalize import review_text
 from .stats import Stats
 
@@ -74,7 +74,6 @@ class InferReview:
         if native:
             stats.counted_elsewhere.append(
                 lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
-        self.form = StrictFormHandler()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
         length = _reject_oversized(req, self.limits)
@@ -87,7 +86,7 @@ class InferReview:
                 if answer is not None:
                     resp.data = answer
                     return
-                fields = self.form.deserialize_body(body)  # what get_media() would have said
+                fields = FORM_HANDLER.deserialize_body(body)  # what get_media() would have said
             else:
                 fields = req.get_media()
         else:

@@ -5,7 +5,7 @@ import falcon
 from . import resources
 from .classifier import Classifier
 from .config import Limits, Settings
-from .media import JSON_HANDLER, StrictFormHandler, json_error_serializer
+from .media import FORM_HANDLER, JSON_HANDLER, json_error_serializer
 from .openapi import openapi
 from .stats import Stats
 
@@ -20,7 +20,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
     app.req_options.media_handlers = falcon.media.Handlers(
-        {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: StrictFormHandler()}
+        {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: FORM_HANDLER}
     )
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     app.set_error_serializer(json_error_serializer)
