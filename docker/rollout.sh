@@ -23,7 +23,7 @@ address() {
     if [ -n "$ip" ]; then echo "$ip:8000"; else echo "unix:/run/workers/$(docker inspect -f '{{.Config.Hostname}}' "$1").sock"; fi
 }
 # nginx's status page, written by its entrypoint once a reload has taken effect
-# (docker/nginx-entrypoint.sh): the workers the running nginx routes to, and
+# (nginx/entrypoint.sh): the workers the running nginx routes to, and
 # whether each answered /readyz.
 nginx_metrics() { docker exec "$($COMPOSE ps -q nginx | head -1)" curl -fsS -m 2 http://127.0.0.1:9001/metrics; }
 healthy() { test "$(health "$1")" = healthy; }

@@ -1,7 +1,7 @@
 # The inference worker: one single-threaded bjoern process on :8000.
 # Build context: the project root (see /.dockerignore). Python packages come
 # from docker/wheelhouse/, built on the host by `make images`
-# (docker/build-wheelhouse.sh), because pip inside build containers cannot
+# (docker/bootstrap/build-wheelhouse.sh), because pip inside build containers cannot
 # always reach PyPI; the same file builds where Docker Hub and PyPI are reachable.
 ARG BASE_IMAGE=debian:bookworm-slim
 

@@ -20,13 +20,12 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import cpu
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "loadtest"))
-import cpu  # noqa: E402
 
 LUA = ROOT.parent / "shared" / "tools" / "percore" / "post.lua"
 URL = "http://127.0.0.1:9000/inferreview"

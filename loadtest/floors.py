@@ -34,7 +34,7 @@ nginx, one process a server CPU; each worker, one a server CPU) is pinned to
 every CPU but the last, the generator to the last (`taskset`), and the stacks
 are the three floors, **product** (the product's own workers, `python -m app`,
 behind nginx :9008) and **rust** (messense/fasttext-serving, one thread a
-process, `--rust`, default docker/rustbin/fasttext-serving, behind nginx :9010,
+process, `--rust`, default loadtest/bin/fasttext-serving, behind nginx :9010,
 POST /predict with the review as JSON). With one server CPU, each stack's
 worker is also driven directly (`<stack>-direct`, no nginx). The summary then
 has the per-core table (plot.py).
@@ -53,12 +53,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import cpu
+import hdr
+import sweep
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-import cpu  # noqa: E402
-import hdr  # noqa: E402
-import sweep  # noqa: E402
 
 # A worker's answer to the sweep's review, byte for byte the same length.
 ANSWER = b'{"3 star":0.421944260597229}'
@@ -78,19 +78,18 @@ bjoern.run(app, "127.0.0.1", int(sys.argv[1]))
 # does, then answers a constant: the framework's share without the model.
 FALCON_ONLY = """
 import sys, bjoern, falcon
-sys.path.insert(0, %r)
-from app.media import JSON_HANDLER, StrictFormHandler
+from app.media import FORM_HANDLER, JSON_HANDLER
 def constant(req, resp):
     if req.content_length:
         req.get_media()
     resp.media = {"3 star": 0.421944260597229}
 app = falcon.App()
 app.req_options.media_handlers = falcon.media.Handlers(
-    {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: StrictFormHandler()})
+    {falcon.MEDIA_JSON: JSON_HANDLER, falcon.MEDIA_URLENCODED: FORM_HANDLER})
 app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
 app.add_sink(constant, "/")
 bjoern.run(app, "127.0.0.1", int(sys.argv[1]))
-""" % str(ROOT)
+"""
 
 # name: (nginx port, its status port, the workers' first port, their program or
 # None for nginx answering itself)
@@ -105,7 +104,7 @@ PINNED = {
     "product": (9008, 9009, 8121, ["-m", "app"]),
     "rust": (9010, 9011, 8131, None),
 }
-RUST_BIN = ROOT / "docker" / "rustbin" / "fasttext-serving"
+RUST_BIN = ROOT / "loadtest" / "bin" / "fasttext-serving"
 
 
 def children(pid: int) -> list[int]:
@@ -248,7 +247,7 @@ def main(argv=None) -> int:
         if len(cpus) < 2:
             raise SystemExit("--pin needs 2 CPUs or more: one for the generator")
         if not os.access(args.rust, os.X_OK):
-            raise SystemExit(f"{args.rust} is missing: docker/build-rust-peer.sh docker/rustbin (or --rust PATH)")
+            raise SystemExit(f"{args.rust} is missing: make rust-peer (or --rust PATH)")
         server_cpus = ",".join(map(str, cpus[:-1]))
         server_pin, gen_pin = ["taskset", "-c", server_cpus], ["taskset", "-c", str(cpus[-1])]
         args.workers = processes = len(cpus) - 1

@@ -38,11 +38,9 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "loadtest"))
+from sweep import DEFAULT_BODY
 
-from sweep import DEFAULT_BODY  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BODY = DEFAULT_BODY.encode()
 

@@ -31,9 +31,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 import hdr  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 HELD_P99_MS = 10.0
 # The product first (ratios are to it), then what a user might pick instead.

@@ -2,7 +2,7 @@
 
     python3 loadtest/soak.py [--rate 9800] [--duration 10m] [--out loadtest/results/soak]
 
-Runs the wrk2 container (`docker compose --profile loadtest run wrk2`) for
+Runs the wrk2 container (loadtest/compose.yml, profile loadtest) for
 DURATION at RATE (default: 70 % of 14 000 req/s, the highest rate the
 default stack kept up with on our 2-core machine, loadtest/RESULTS.md) and,
 meanwhile, reads every worker container's resident memory (VmRSS of its
@@ -21,11 +21,11 @@ import threading
 import time
 from pathlib import Path
 
+import hdr
+from sweep import DEFAULT_BODY, seconds
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-import hdr  # noqa: E402
-from sweep import DEFAULT_BODY, seconds  # noqa: E402
 
 PROJECT = "reviewrating"
 FLAT = 0.05
@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         raise SystemExit("no worker container is running: `make up` first")
     print(f"soak: {args.rate} req/s for {args.duration} against nginx:9000, "
           f"{len(pids)} workers; RSS every {args.sample:g} s", flush=True)
-    cmd = ["docker", "compose", "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2",
+    cmd = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "loadtest" / "compose.yml"),
+           "--profile", "loadtest", "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2",
            "wrk2", "-t1", f"-c{args.connections}", f"-d{args.duration}", f"-R{args.rate}", "-L",
            "--record-all", "http://nginx:9000/inferreview", DEFAULT_BODY]
     samples: list[dict] = []

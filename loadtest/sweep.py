@@ -50,10 +50,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import cpu
+import hdr
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import cpu  # noqa: E402
-import hdr  # noqa: E402
 
 DEFAULT_TARGETS = ("bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000 "
                    "granian=http://nginx-granian:9000 rust=http://nginx-rust:9000/predict")

@@ -1,6 +1,6 @@
 """Fetch a model named by its manifest and verify its sha256: `make model`.
 
-Usage: python models/fetch.py [models/amazon_review_full.json]
+Usage: python -m models.fetch [models/amazon_review_full.json]   (from the project root)
 
 Tries MODEL_FROM first when it is set (a local copy of the model file), then
 the manifest's official `url`; where that cannot be reached (as on machines
@@ -17,10 +17,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app.manifest import Manifest, ModelError, sha256_of
 
-from app.manifest import Manifest, ModelError, sha256_of  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOWNLOAD_TIMEOUT = 15  # seconds; an unreachable host should not stall `make model` for long
 

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,12 +8,10 @@ SHARED = ROOT.parent / "shared"
 REAL_MODEL = ROOT / "models" / "amazon_review_full.ftz"
 TINY_DATA = Path(__file__).parent / "data" / "tiny_reviews.csv"
 
-sys.path.insert(0, str(ROOT))
-
-from app.classifier import Classifier  # noqa: E402
-from app.config import Limits  # noqa: E402
-from app.train import read_reviews, train  # noqa: E402
-from app.wsgi import create_app  # noqa: E402
+from app.classifier import Classifier
+from app.config import Limits
+from app.wsgi import create_app
+from models.train import read_reviews, train
 
 # Small limits so the limit tests send small bodies.
 TEST_LIMITS = Limits(max_body_bytes=64 * 1024, max_text_chars=2000, max_batch=8)

@@ -5,7 +5,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,9 +13,9 @@ import pytest
 
 from .conftest import ROOT, shared_file
 
+import hdr
+
 HERE = ROOT / "loadtest"
-sys.path.insert(0, str(HERE))
-import hdr  # noqa: E402
 
 SAMPLES = HERE / "samples"
 GEN = HERE / "bin" / "wrk2"

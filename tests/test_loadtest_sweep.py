@@ -1,18 +1,16 @@
 """Tests of the sweep's per-core mode and its Rust peer's requests (loadtest/sweep.py,
 plot.py, cpu.py), on real wrk2 output from ../shared/anchors."""
 import json
-import sys
 import urllib.parse
 
 import pytest
 
-from .conftest import ROOT, shared_file
+from .conftest import shared_file
 
-sys.path.insert(0, str(ROOT / "loadtest"))
-import cpu  # noqa: E402
-import hdr  # noqa: E402
-import plot  # noqa: E402
-import sweep  # noqa: E402
+import cpu
+import hdr
+import plot
+import sweep
 
 
 @pytest.mark.parametrize("cpuset, n", [("0", 1), ("1", 1), ("0-2", 3), ("0-2,4", 4), ("0,2, 5-6", 4)])

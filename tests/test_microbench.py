@@ -2,15 +2,10 @@
 calls of each part with the real model. No timing is asserted here; the
 figures come from running it by hand and from the load test."""
 
-import sys
-
-from .conftest import ROOT
+import microbench
 
 
 def test_microbench_runs_every_part(real_model_path, capsys):
-    sys.path.insert(0, str(ROOT / "loadtest"))
-    import microbench
-
     assert microbench.main(["--n", "20", "--repeat", "1", "--model", str(real_model_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("part")
@@ -23,9 +18,6 @@ def test_microbench_counts_instructions_under_callgrind(real_model_path, capsys)
     """--instructions runs a part under valgrind's callgrind at two call counts;
     the per-call count must be positive and plausible (ujson encoding a small
     dict: thousands of instructions, not millions)."""
-    sys.path.insert(0, str(ROOT / "loadtest"))
-    import microbench
-
     assert microbench.main(["--instructions", "--only", "7", "--calls-low", "10", "--calls-high", "60",
                             "--model", str(real_model_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -35,9 +27,6 @@ def test_microbench_counts_instructions_under_callgrind(real_model_path, capsys)
 
 
 def test_microbench_cache_sweep_prints_each_size(real_model_path, capsys):
-    sys.path.insert(0, str(ROOT / "loadtest"))
-    import microbench
-
     assert microbench.main(["--cache-sweep", "--model", str(real_model_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     sizes = [int(line.split("sweeping")[1].split("MiB")[0]) for line in lines]

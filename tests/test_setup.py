@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 
-from app.local import nginx_conf
+from docker import swarm
+from docker.localstack import nginx_conf
 
 from .conftest import ROOT
 
-ENSURE = ROOT / "scripts" / "ensure-packages.sh"
+ENSURE = ROOT / "docker" / "bootstrap" / "ensure-packages.sh"
 
 
 def test_missing_packages_stop_make_at_once_with_the_exact_command(tmp_path):
@@ -44,9 +45,7 @@ def test_local_mode_listens_on_loopback_unless_told():
 
 
 def test_swarm_restarts_any_ended_task_and_limits_memory():
-    """docker/stack.py on the compose file's own configuration (as `make swarm-deploy` gives it)."""
-    sys.path.insert(0, str(ROOT / "docker"))
-    import stack
+    """docker/swarm.py on the compose file's own configuration (as `make swarm-deploy` gives it)."""
 
     config = {"services": {
         "worker": {"image": "w", "restart": "unless-stopped", "mem_limit": "268435456", "pids_limit": 32,
@@ -54,7 +53,7 @@ def test_swarm_restarts_any_ended_task_and_limits_memory():
         "nginx": {"image": "n", "restart": "unless-stopped", "mem_limit": "268435456", "pids_limit": 256,
                   "ports": [{"target": 9000, "published": "9000", "host_ip": "127.0.0.1"}]},
     }}
-    out = json.loads(json.dumps(stack.stack(config)))
+    out = json.loads(json.dumps(swarm.stack(config)))
     for name in ("worker", "nginx"):
         svc = out["services"][name]
         assert svc["deploy"]["restart_policy"]["condition"] == "any"

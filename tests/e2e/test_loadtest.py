@@ -16,8 +16,7 @@ import pytest
 from ..conftest import ROOT
 from .test_compose import PROJECT, WORKERS, containers, inspect, run
 
-sys.path.insert(0, str(ROOT / "loadtest"))
-import hdr  # noqa: E402
+import hdr
 
 TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]
@@ -91,7 +90,8 @@ def test_a_stall_shows_in_the_corrected_percentiles(sweep):
     out = {}
 
     def load():
-        out["run"] = run("docker", "compose", "--project-name", PROJECT, "--profile", "loadtest",
+        out["run"] = run("docker", "compose", "--project-name", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
+                         "-f", str(ROOT / "loadtest" / "compose.yml"), "--profile", "loadtest",
                          "run", "--rm", "--entrypoint", "/loadtest/bin/wrk2", "wrk2",
                          "-t1", "-c16", "-d7s", "-R500", "-L", "--record-all",
                          "http://nginx:9000/inferreview", "text=I+love+this+product.", timeout=120)

@@ -6,15 +6,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 
 import pytest
 
 from ..conftest import ROOT
 from .test_compose import containers, inspect
 
-sys.path.insert(0, str(ROOT / "loadtest"))
-import plot  # noqa: E402
+import plot
 
 TARGETS = ["bjoern", "rust", "rust-direct", "gunicorn", "granian"]
 RATES = [300, 600]

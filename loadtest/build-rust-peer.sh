@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The load test's Rust peer, messense/fasttext-serving, built on the host from
 # crates.io (cargo inside build containers fails TLS here, as pip does) and
-# copied into OUTDIR for docker/rust-peer.Dockerfile. The host is bookworm, like
+# copied into OUTDIR for loadtest/rust-peer.Dockerfile. The host is bookworm, like
 # the image, so the binary's glibc and libstdc++ match.
 #
-#   docker/build-rust-peer.sh OUTDIR
+#   loadtest/build-rust-peer.sh OUTDIR
 #
 # Built once (~6 min on 2 cores) into a cache outside the clone
 # (RUST_PEER_CACHE, default ~/.cache/reviewrating), so a fresh clone on the same

@@ -13,7 +13,7 @@
 # tools pip fetches to build an sdist, setuptools for bjoern, are not
 # hash-checked by pip.)
 #
-#   docker/build-wheelhouse.sh OUTDIR REQUIREMENTS_FILE...
+#   docker/bootstrap/build-wheelhouse.sh OUTDIR REQUIREMENTS_FILE...
 #
 # Cached: when OUTDIR already satisfies every requirement (checked with an
 # offline `pip install --dry-run --no-index`), nothing is rebuilt.
@@ -92,7 +92,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$OUT"
-native="$(cd "$(dirname "$0")/.." && pwd)/app/native"
+native="$(cd "$(dirname "$0")/../.." && pwd)/app/native"
 stamp="$OUT/.reviewrating-native-$(cat "$native"/pyproject.toml "$native"/setup.py "$native"/*.cpp \
     "$native"/fasttext-sdist.txt | sha256sum | cut -c1-16)"
 if [ "${FORCE:-0}" = 1 ] || [ ! -e "$stamp" ] || ! ls "$OUT"/reviewrating_native-*.whl >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a Debian base image (default: debian:bookworm-slim) exists locally.
 #
-#   docker/ensure-base-image.sh [IMAGE_NAME]
+#   docker/bootstrap/ensure-base-image.sh [IMAGE_NAME]
 #
 # Idempotent:
 #   1. image already present            -> nothing to do

@@ -1,8 +1,8 @@
 """The whole topology without Docker: N bjoern workers and nginx on :9000 under supervisord.
 
-    python -m app.local up [--workers N]   # start in the background, return once ready
-    python -m app.local down               # stop everything
-    python -m app.local status
+    python -m docker.localstack up [--workers N]   # start in the background, return once ready
+    python -m docker.localstack down               # stop everything
+    python -m docker.localstack status
 
 `make local-up` / `make local-down` call this. Runtime files (generated
 configs, sockets, pid files, logs) go to `run/` (RUN_DIR). Workers listen on
@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .config import PROJECT_ROOT, Settings
+from app.config import PROJECT_ROOT, Settings
 
 NGINX_PORT = 9000  # fixed in nginx/nginx.conf
 STATUS_PORT = 9001
@@ -205,7 +205,7 @@ def default_workers() -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.local", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m docker.localstack", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or default_workers()))

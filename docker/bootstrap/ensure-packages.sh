@@ -2,12 +2,12 @@
 # Make sure the Debian packages a make target needs are installed: install the
 # missing ones (as root, with apt-get), or stop at once with the exact command.
 #
-#   scripts/ensure-packages.sh build   # make install: the venv, bjoern's and app/native's builds
-#   scripts/ensure-packages.sh run     # make local-up: + nginx
-#   scripts/ensure-packages.sh test    # make test: + fastText's CLI, wrk, valgrind, curl
+#   docker/bootstrap/ensure-packages.sh build   # make install: the venv, bjoern's and app/native's builds
+#   docker/bootstrap/ensure-packages.sh run     # make local-up: + nginx
+#   docker/bootstrap/ensure-packages.sh test    # make test: + fastText's CLI, wrk, valgrind, curl
 #
 # Env: PYTHON (python3), NO_INSTALL=1 (only say what is missing and how to install it).
-# Docker Engine is not installed here (see README); Compose v2 is, by docker/ensure-compose.sh.
+# Docker Engine is not installed here (see docker/bootstrap/README.md); Compose v2 is, by docker/bootstrap/ensure-compose.sh.
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"

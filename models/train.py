@@ -1,6 +1,6 @@
 """Train your own model with the same pipeline the service serves: `make train`.
 
-    python -m app.train reviews.csv models/mine.ftz [--epoch 5] [--quantize]
+    python -m models.train reviews.csv models/mine.ftz [--epoch 5] [--quantize]
 
 The input is a Zhang-style CSV, `"label","title","body"` per row (as in
 ../shared/data/). Each review is normalised exactly as the service will
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import fasttext
 
-from .manifest import sha256_of
-from .normalize import PREPROCESSORS, review_text
+from app.manifest import sha256_of
+from app.normalize import PREPROCESSORS, review_text
 
 PREPROCESSING = "fasttext-classification-results"
 
@@ -52,7 +52,7 @@ def train(reviews, output: Path, *, label_format: str = "{} star", quantize: boo
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     parser.add_argument("input", type=Path, help='CSV of "label","title","body" rows')
     parser.add_argument("output", type=Path, help="where to write the model (.bin or .ftz)")
     parser.add_argument("--epoch", type=int, default=5)

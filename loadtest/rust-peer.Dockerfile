@@ -1,12 +1,12 @@
 # The load test's Rust peer: messense/fasttext-serving 0.7.0 (actix-web, THREADS
 # threads), the single binary a user might pick instead of us, with
-# the same model. Built on the host by docker/build-rust-peer.sh (cargo inside
+# the same model. Built on the host by loadtest/build-rust-peer.sh (cargo inside
 # build containers fails TLS here). It answers POST /predict with a JSON list of
 # raw texts (no normalisation). Build context: the project root.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN useradd --uid 10004 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin peer
-COPY docker/rustbin/fasttext-serving /usr/local/bin/fasttext-serving
+COPY loadtest/bin/fasttext-serving /usr/local/bin/fasttext-serving
 COPY models/amazon_review_full.ftz /srv/models/
 USER peer
 # Where it listens, and its threads (one a core).
