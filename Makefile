@@ -192,4 +192,4 @@ plot: loadtest-images
 
 soak: loadtest-images
 	$(COMPOSE) up --detach --wait
-	$(PY) loadtest/soak.py --out $(LOADTEST_RESULTS)/soak
+	$(PY) -m loadtest.soak --out $(LOADTEST_RESULTS)/soak

@@ -1,6 +1,6 @@
 """The container path against the local stack: flat-out capacity, alternated.
 
-    python3 loadtest/container_path.py --rounds 2 \
+    .venv/bin/python -m loadtest.container_path --rounds 2 \
         local compose=docker-compose.yml before=/tmp/old-compose.yml [before-nsenter=/tmp/old-compose.yml]
 
 Each round starts every stack in turn on :9000 (`make local-up`, or
@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import cpu
+from loadtest import cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 

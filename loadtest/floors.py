@@ -18,7 +18,7 @@ then runs sweep.py over all four at each rate, interleaved, with the CPU of
 each one's nginx and workers read from /proc, writes the plots and
 summary.md, and stops what it started.
 
-    python3 loadtest/floors.py --results loadtest/report/floors --rates 8000,12000,16000,20000
+    .venv/bin/python -m loadtest.floors --results loadtest/report/floors --rates 8000,12000,16000,20000
 
 With --ceiling, no sweep: plain `wrk` (no rate, no latency bound, its cheapest
 mode: a static request and no Lua per request) drives each target as fast as
@@ -39,7 +39,7 @@ POST /predict with the review as JSON). With one server CPU, each stack's
 worker is also driven directly (`<stack>-direct`, no nginx). The summary then
 has the per-core table (plot.py).
 
-    python3 loadtest/floors.py --pin --results loadtest/report/percore --rates 3000,6000,12000
+    .venv/bin/python -m loadtest.floors --pin --results loadtest/report/percore --rates 3000,6000,12000
 """
 from __future__ import annotations
 
@@ -53,9 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import cpu
-import hdr
-import sweep
+from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -287,11 +285,11 @@ def main(argv=None) -> int:
                         sweep.DEFAULT_BODY, gen_pin)
                 return 0
             cpu_groups = " ".join(f"{g}=" + ",".join(ids) for g, ids in groups.items())
-            subprocess.run([*gen_pin, sys.executable, str(HERE / "sweep.py"), "--results", args.results,
+            subprocess.run([*gen_pin, sys.executable, "-m", "loadtest.sweep", "--results", args.results,
                             "--rates", args.rates, "--duration", args.duration,
                             "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),
-                            "--cpu-groups", cpu_groups, "--server-cpus", server_cpus], check=True)
-            subprocess.run([sys.executable, str(HERE / "plot.py"), args.results], check=True)
+                            "--cpu-groups", cpu_groups, "--server-cpus", server_cpus], check=True, cwd=ROOT)
+            subprocess.run([sys.executable, "-m", "loadtest.plot", args.results], check=True, cwd=ROOT)
         finally:
             for pid_file in nginx_pid_files:
                 try:

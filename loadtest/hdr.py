@@ -168,7 +168,7 @@ def parse_file(path: str | Path) -> Wrk2Result:
     return parse(Path(path).read_text())
 
 
-if __name__ == "__main__":  # python loadtest/hdr.py FILE...: one summary line per file
+if __name__ == "__main__":  # python -m loadtest.hdr FILE...: one summary line per file
     import sys
 
     for name in sys.argv[1:]:

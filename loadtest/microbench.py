@@ -1,6 +1,6 @@
 """Where a worker's time goes, one request at a time, without network or server.
 
-    .venv/bin/python loadtest/microbench.py [--n 20000] [--repeat 5] [--model PATH]
+    .venv/bin/python -m loadtest.microbench [--n 20000] [--repeat 5] [--model PATH]
 
 Calls the WSGI app in-process with the load test's request (POST
 /inferreview, form body) and, beside it, each part of that path alone
@@ -10,7 +10,7 @@ request only: the kernel's share (sockets, wake-ups) shows in the load test.
 Run it before and after a change, in one go, on the same machine; the tests
 run it briefly to keep it working, never to time it.
 
-    .venv/bin/python loadtest/microbench.py --instructions [--only K]
+    .venv/bin/python -m loadtest.microbench --instructions [--only K]
 
 counts instead the CPU instructions each part costs per call, under
 valgrind's callgrind (apt-get install valgrind): the same count on every run,
@@ -19,7 +19,7 @@ noisy machine. Each part runs in its own process twice (--calls-low and
 --calls-high calls); the difference, over the difference in calls, leaves
 out start-up and the model's load. Slow: ~30 s a part.
 
-    .venv/bin/python loadtest/microbench.py --cache-sweep
+    .venv/bin/python -m loadtest.microbench --cache-sweep
 
 times fastText's predict after sweeping 0, 1, 4 and 32 MiB of other memory
 before each call (median of 1 500): what the model costs when, as in a
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from sweep import DEFAULT_BODY
+from loadtest.sweep import DEFAULT_BODY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,9 +174,9 @@ def predict_after_sweep(classifier, text: str, mib: int, calls: int = 1500) -> f
 def instructions(model: str, part: int, calls: int) -> int:
     """Instructions callgrind counts in a process that calls `part` `calls` times."""
     proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m", "loadtest.microbench",
          "--model", model, "--run-part", str(part), "--n", str(calls)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONHASHSEED": "0"})  # the same dict layouts on every run
     stderr = proc.communicate()[1]
     # callgrind prints "==PID== Collected : N" for this process and for the

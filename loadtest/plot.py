@@ -1,6 +1,6 @@
 """Pictures and a summary table from a sweep's saved spectra (sweep.py).
 
-    python3 plot.py [RESULTS]            # default: loadtest/results
+    python3 -m loadtest.plot [RESULTS]            # default: loadtest/results
 
 Writes into RESULTS:
   latency-<target>.png   latency by percentile, one line per rate
@@ -31,7 +31,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
 
-import hdr  # noqa: E402
+from loadtest import hdr  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

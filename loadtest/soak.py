@@ -1,6 +1,6 @@
 """Soak: a long constant-rate run against the compose stack, watching memory.
 
-    python3 loadtest/soak.py [--rate 9800] [--duration 10m] [--out loadtest/results/soak]
+    .venv/bin/python -m loadtest.soak [--rate 9800] [--duration 10m] [--out loadtest/results/soak]
 
 Runs the wrk2 container (loadtest/compose.yml, profile loadtest) for
 DURATION at RATE (default: 70 % of 14 000 req/s, the highest rate the
@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-import hdr
-from sweep import DEFAULT_BODY, seconds
+from loadtest import hdr
+from loadtest.sweep import DEFAULT_BODY, seconds
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -6,8 +6,8 @@ constant rate, latency from each request's intended send time) and save its
 whole output, percentile spectrum included, as RESULTS/<target>/R<rate>.txt,
 with the CPU time it cost beside it in R<rate>.json.
 
-    python3 sweep.py                      # settings from the environment
-    python3 sweep.py --rates 2000,4000 --duration 15s --targets bjoern=http://127.0.0.1:9000
+    python3 -m loadtest.sweep                      # settings from the environment
+    python3 -m loadtest.sweep --rates 2000,4000 --duration 15s --targets bjoern=http://127.0.0.1:9000
 
 Settings (flag, environment variable, default):
   --rates        RATES        sized for the machine: see default_rates()
@@ -50,8 +50,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import cpu
-import hdr
+from loadtest import cpu, hdr
 
 HERE = Path(__file__).resolve().parent
 

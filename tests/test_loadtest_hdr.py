@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import ROOT, shared_file
 
-import hdr
+from loadtest import hdr
 
 HERE = ROOT / "loadtest"
 

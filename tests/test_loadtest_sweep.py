@@ -7,10 +7,7 @@ import pytest
 
 from .conftest import shared_file
 
-import cpu
-import hdr
-import plot
-import sweep
+from loadtest import cpu, hdr, plot, sweep
 
 
 @pytest.mark.parametrize("cpuset, n", [("0", 1), ("1", 1), ("0-2", 3), ("0-2,4", 4), ("0,2, 5-6", 4)])

@@ -2,7 +2,7 @@
 calls of each part with the real model. No timing is asserted here; the
 figures come from running it by hand and from the load test."""
 
-import microbench
+from loadtest import microbench
 
 
 def test_microbench_runs_every_part(real_model_path, capsys):

@@ -16,7 +16,7 @@ import pytest
 from ..conftest import ROOT
 from .test_compose import PROJECT, WORKERS, containers, inspect, run
 
-import hdr
+from loadtest import hdr
 
 TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]
@@ -122,7 +122,7 @@ def test_a_stall_shows_in_the_corrected_percentiles(sweep):
 def test_a_short_soak_passes(sweep, tmp_path):
     """loadtest/soak.py, bounded: 20 s at 500 req/s, RSS every 2 s, flat from 6 s."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "loadtest" / "soak.py"), "--rate", "500", "--duration", "20s",
+        [sys.executable, "-m", "loadtest.soak", "--rate", "500", "--duration", "20s",
          "--sample", "2", "--steady-from", "6", "--connections", "8", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "WORKERS": str(WORKERS)})

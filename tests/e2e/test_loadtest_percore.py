@@ -12,7 +12,7 @@ import pytest
 from ..conftest import ROOT
 from .test_compose import containers, inspect
 
-import plot
+from loadtest import plot
 
 TARGETS = ["bjoern", "rust", "rust-direct", "gunicorn", "granian"]
 RATES = [300, 600]

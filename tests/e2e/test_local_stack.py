@@ -213,10 +213,10 @@ def test_floors_ceiling_measures_each_layer_and_leaves_nothing_running(tmp_path)
     and the two extra nginx start, wrk drives each layer flat out, and all of
     them are gone afterwards (the product's stack stays up)."""
     ports = (9002, 9004, 9006, 8101, 8102, 8111, 8112)
-    proc = subprocess.run([sys.executable, str(ROOT / "loadtest" / "floors.py"), "--ceiling",
+    proc = subprocess.run([sys.executable, "-m", "loadtest.floors", "--ceiling",
                            "--results", str(tmp_path), "--duration", "2s", "--rounds", "1",
                            "--workers", str(WORKERS)],
-                          capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split("|") for line in (tmp_path / "ceiling.md").read_text().splitlines()
             if line.startswith("| 1 |")]
