@@ -50,10 +50,12 @@ def _host(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
 
 
-def nginx_conf(text: str, publish_addr: str) -> str:
-    """nginx/nginx.conf for this machine: :9000 on publish_addr, :9001 on loopback only."""
-    swaps = [("listen 9000 ", f"listen {_host(publish_addr)}:{NGINX_PORT} "),
-             ("listen 9001;", f"listen 127.0.0.1:{STATUS_PORT};")]
+def nginx_conf(text: str, publish_addr: str, port: int = NGINX_PORT, status_port: int = STATUS_PORT,
+               more: tuple[tuple[str, str], ...] = ()) -> str:
+    """nginx/nginx.conf for this machine: `port` on publish_addr, `status_port` on
+    loopback only, and `more` (old, new) swaps (the load test's floors)."""
+    swaps = [("listen 9000 ", f"listen {_host(publish_addr)}:{port} "),
+             ("listen 9001;", f"listen 127.0.0.1:{status_port};"), *more]
     for old, new in swaps:
         if text.count(old) != 1:
             raise SystemExit(f"nginx/nginx.conf changed: {old!r} is not there once")

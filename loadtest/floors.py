@@ -53,6 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from docker import localstack
 from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
@@ -123,18 +124,12 @@ def pid_ids(pids) -> list[str]:
 def nginx_conf(ports: tuple[int, int], answer_itself: bool, processes: str = "auto",
                extra_route: str = "") -> str:
     """nginx.conf on `ports` (loopback only), with `extra_route` public too (the Rust peer's)."""
-    conf = (ROOT / "nginx" / "nginx.conf").read_text()
-    swaps = [("listen 9000 ", f"listen 127.0.0.1:{ports[0]} "), ("listen 9001;", f"listen 127.0.0.1:{ports[1]};"),
-             ("worker_processes auto;", f"worker_processes {processes};")]
+    swaps = [("worker_processes auto;", f"worker_processes {processes};")]
     if extra_route:
         swaps.append(("/inferreview 1;", f"/inferreview 1; {extra_route} 1;"))
     if answer_itself:
         swaps.append(("proxy_pass http://workers;", "return 200 '%s';" % ANSWER.decode()))
-    for old, new in swaps:
-        if conf.count(old) != 1:
-            raise SystemExit(f"nginx/nginx.conf changed: {old!r} is not there once")
-        conf = conf.replace(old, new)
-    return conf
+    return localstack.nginx_conf((ROOT / "nginx" / "nginx.conf").read_text(), "127.0.0.1", *ports, tuple(swaps))
 
 
 def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: list[str],
