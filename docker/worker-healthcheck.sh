@@ -2,8 +2,8 @@
 # The worker's /readyz, by bash's /dev/tcp on TCP, by netcat on a unix socket
 # (HOST=unix:DIR/ names the socket DIR/<hostname>.sock, as app/server.py does;
 # no `nc -N`: granian drops a request whose client half-closed).
-# Not a Python interpreter: Docker runs this every 5 s in the container, and a
-# `python -c urllib...` check cost 64 ms of the container's CPU (bash: 17 ms).
+# Not a Python interpreter: Docker runs this every 5 s, and bash costs a quarter
+# of Python's CPU a check (loadtest/RESULTS.md).
 request=$'GET /readyz HTTP/1.0\r\n\r\n'
 if [[ $HOST == unix:* ]]; then
     path=${HOST#unix:}
