@@ -210,7 +210,7 @@ class Metrics:
         lines = [
             "# HELP worker_requests_total Requests this worker process has received.",
             "# TYPE worker_requests_total counter",
-            f"worker_requests_total {self.lifecycle.requests if self.lifecycle else 0}",
+            f"worker_requests_total {self.stats.received() if self.stats else 0}",
             "# HELP worker_draining 1 while the worker drains before exiting.",
             "# TYPE worker_draining gauge",
             f"worker_draining {int(bool(self.lifecycle and self.lifecycle.draining))}",

@@ -12,11 +12,11 @@ from .stats import Stats
 
 def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None,
                stats: Stats | None = None, compiled: bool = True) -> falcon.App:
-    """The Falcon app. `stats` receives the predictions and feeds /metrics;
-    statuses and latencies reach it only through `stats.wrap(app)`, as
-    `get_app()` returns it. `compiled=False` answers every /inferreview in
+    """The Falcon app. `stats` receives the predictions and renders /metrics;
+    requests, statuses and latencies reach it only through `stats.wrap(app)`,
+    as `get_app()` returns it. `compiled=False` answers every /inferreview in
     Python (the tests compare the two)."""
-    stats = stats if stats is not None else Stats()
+    stats = stats if stats is not None else Stats(classifier.sha256, lifecycle)
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -37,8 +37,12 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
 
 def get_app(settings: Settings | None = None, lifecycle=None):
     """The WSGI callable a server runs (bjoern here; gunicorn and granian in
-    the load test): the app from the environment's settings, counted for /metrics."""
+    the load test): the app from the environment's settings in its one
+    wrapper, which counts for /metrics and, with `lifecycle` (app/server.py),
+    does the drain's per-request part."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
-    stats = Stats()
+    stats = Stats(classifier.sha256, lifecycle)
+    if lifecycle is not None:
+        lifecycle.stats = stats  # the drain waits on its in_flight and last_request
     return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))
