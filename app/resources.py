@@ -195,32 +195,18 @@ class ModelInfo:
 
 
 class Metrics:
-    """GET /metrics: this worker's counters in Prometheus text format.
+    """GET /metrics: this worker's counters in Prometheus text format (Stats.page).
 
     Each worker counts only what it served itself, so scraping every worker
     (or asking each one, as the tests do) shows how nginx spreads the load.
     """
 
-    def __init__(self, classifier: Classifier, lifecycle=None, stats: Stats | None = None):
-        self.sha256 = classifier.sha256
-        self.lifecycle = lifecycle
+    def __init__(self, stats: Stats):
         self.stats = stats
 
     def on_get(self, req, resp):
-        lines = [
-            "# HELP worker_requests_total Requests this worker process has received.",
-            "# TYPE worker_requests_total counter",
-            f"worker_requests_total {self.stats.received() if self.stats else 0}",
-            "# HELP worker_draining 1 while the worker drains before exiting.",
-            "# TYPE worker_draining gauge",
-            f"worker_draining {int(bool(self.lifecycle and self.lifecycle.draining))}",
-            "# HELP worker_model_info The model being served.",
-            "# TYPE worker_model_info gauge",
-            f'worker_model_info{{sha256="{self.sha256}"}} 1',
-            *(self.stats.prometheus() if self.stats else []),
-        ]
         resp.content_type = "text/plain; version=0.0.4"
-        resp.text = "\n".join(lines) + "\n"
+        resp.text = self.stats.page()
 
 
 class OpenAPI:

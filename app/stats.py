@@ -1,4 +1,4 @@
-"""Everything a worker counts for GET /metrics: requests by status, latency, labels.
+"""Everything a worker counts, and its GET /metrics page: requests, latency, labels.
 
 Kept in plain ints and lists, updated in the one WSGI wrapper (`Stats.wrap`)
 that also does the drain's per-request part: a worker is one single-threaded
@@ -26,9 +26,9 @@ class Stats:
     drain: the wrapper closes connections while it drains, and it reads
     `in_flight` and `last_request` here."""
 
-    def __init__(self, model_sha256: str = "", lifecycle=None):
-        self.model_sha256 = model_sha256
+    def __init__(self, lifecycle=None):
         self.lifecycle = lifecycle
+        self.model_sha256 = ""  # the model served, for worker_model_info (create_app sets it)
         self.by_status: dict[str, int] = {}  # by status line ("200 OK"): no slicing per request
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last is +Inf
         self.latency_sum = 0.0
@@ -97,8 +97,18 @@ class Stats:
             counts[status[:3]] = counts.get(status[:3], 0) + n
         return counts
 
-    def prometheus(self) -> list[str]:
+    def page(self) -> str:
+        """The whole /metrics page, in Prometheus text format."""
         lines = [
+            "# HELP worker_requests_total Requests this worker process has received.",
+            "# TYPE worker_requests_total counter",
+            f"worker_requests_total {self.received()}",
+            "# HELP worker_draining 1 while the worker drains before exiting.",
+            "# TYPE worker_draining gauge",
+            f"worker_draining {int(bool(self.lifecycle and self.lifecycle.draining))}",
+            "# HELP worker_model_info The model being served.",
+            "# TYPE worker_model_info gauge",
+            f'worker_model_info{{sha256="{self.model_sha256}"}} 1',
             "# HELP worker_http_requests_total Responses this worker sent, by status.",
             "# TYPE worker_http_requests_total counter",
             *(f'worker_http_requests_total{{code="{code}"}} {n}' for code, n in sorted(self.by_code().items())),
@@ -117,4 +127,4 @@ class Stats:
             *(f'worker_predictions_total{{label="{label}"}} {n}'
               for label, n in sorted(self.all_predictions().items())),
         ]
-        return lines
+        return "\n".join(lines) + "\n"

@@ -16,7 +16,8 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     requests, statuses and latencies reach it only through `stats.wrap(app)`,
     as `get_app()` returns it. `compiled=False` answers every /inferreview in
     Python (the tests compare the two)."""
-    stats = stats if stats is not None else Stats(classifier.sha256, lifecycle)
+    stats = stats if stats is not None else Stats(lifecycle)
+    stats.model_sha256 = classifier.sha256
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -30,7 +31,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
-    app.add_route("/metrics", resources.Metrics(classifier, lifecycle, stats))
+    app.add_route("/metrics", resources.Metrics(stats))
     app.add_route("/openapi.json", resources.OpenAPI(openapi(limits, classifier.labels)))
     return app
 
@@ -42,7 +43,7 @@ def get_app(settings: Settings | None = None, lifecycle=None):
     does the drain's per-request part."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
-    stats = Stats(classifier.sha256, lifecycle)
+    stats = Stats(lifecycle)
     if lifecycle is not None:
         lifecycle.stats = stats  # the drain waits on its in_flight and last_request
     return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))

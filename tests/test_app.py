@@ -167,7 +167,7 @@ def test_readyz_is_503_while_draining(tiny_classifier):
 def test_metrics_in_prometheus_text(tiny_classifier):
     from app.stats import Stats
 
-    stats = Stats(tiny_classifier.sha256)
+    stats = Stats()
     client = testing.TestClient(stats.wrap(create_app(tiny_classifier, stats=stats)))
     for _ in range(3):
         client.simulate_get("/healthz")
@@ -187,7 +187,7 @@ def test_the_wrapper_closes_connections_while_draining(tiny_classifier):
 
     lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
     lifecycle.sigint_taken = True  # this test process keeps its own SIGINT
-    stats = Stats(tiny_classifier.sha256, lifecycle)
+    stats = Stats(lifecycle)
     lifecycle.stats = stats
     client = testing.TestClient(stats.wrap(create_app(tiny_classifier, lifecycle=lifecycle, stats=stats)))
     assert "connection" not in client.simulate_get("/healthz").headers
@@ -224,7 +224,7 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
 def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
     from app.stats import Stats
 
-    stats = Stats(tiny_classifier.sha256)
+    stats = Stats()
     client = testing.TestClient(stats.wrap(create_app(tiny_classifier, TEST_LIMITS, stats=stats)))
     assert post_form(client, "I+love+it%2C+excellent%21").status_code == 200
     assert client.simulate_post("/v1/predict", json={"texts": ["awful", "great"]}).status_code == 200
