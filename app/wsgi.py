@@ -3,6 +3,7 @@
 import falcon
 
 from . import resources
+from .api import Api
 from .classifier import Classifier
 from .config import Limits, Settings
 from .media import FORM_HANDLER, JSON_HANDLER, json_error_serializer
@@ -18,6 +19,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     Python (the tests compare the two)."""
     stats = stats if stats is not None else Stats(lifecycle)
     stats.model_sha256 = classifier.sha256
+    api = Api(limits, classifier.labels)  # what the resources enforce and /openapi.json shows
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -26,13 +28,13 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     app.set_error_serializer(json_error_serializer)
 
-    app.add_route("/inferreview", resources.InferReview(classifier, limits, stats, compiled))
-    app.add_route("/v1/predict", resources.Predict(classifier, limits, stats))
+    app.add_route("/inferreview", resources.InferReview(classifier, api, stats, compiled))
+    app.add_route("/v1/predict", resources.Predict(classifier, api, stats))
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
     app.add_route("/metrics", resources.Metrics(stats))
-    app.add_route("/openapi.json", resources.OpenAPI(openapi(limits, classifier.labels)))
+    app.add_route("/openapi.json", resources.OpenAPI(openapi(api)))
     return app
 
 

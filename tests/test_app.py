@@ -221,6 +221,31 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
     assert label["enum"] == tiny_classifier.labels
 
 
+def test_the_worker_enforces_the_bounds_its_openapi_document_gives(tiny_client):
+    """The resources and /openapi.json read one definition (app/api.py):
+    each documented bound is accepted at the edge and refused just past it."""
+    doc = tiny_client.simulate_get("/openapi.json").json
+    body = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    texts, k, threshold = (body["properties"][name] for name in ("texts", "k", "threshold"))
+    form = doc["paths"]["/inferreview"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    text = form["schema"]["properties"]["text"]
+
+    def predict(**fields):
+        return tiny_client.simulate_post("/v1/predict", json={"texts": ["ok"], **fields}).status_code
+
+    assert predict(k=k["minimum"]) == predict(k=k["maximum"]) == 200
+    assert predict(k=k["minimum"] - 1) == predict(k=k["maximum"] + 1) == 422
+    assert predict(threshold=threshold["minimum"]) == predict(threshold=threshold["maximum"]) == 200
+    assert predict(threshold=threshold["minimum"] - 0.01) == predict(threshold=threshold["maximum"] + 0.01) == 422
+    assert predict(texts=["ok"] * texts["maxItems"]) == 200
+    assert predict(texts=["ok"] * (texts["maxItems"] + 1)) == 413
+    assert predict(texts=["ok"] * (texts["minItems"] - 1)) == 422
+    assert predict(texts=["a" * text["maxLength"]]) == 200
+    assert predict(texts=["a" * (text["maxLength"] + 1)]) == 413
+    for length, status in ((text["maxLength"], 200), (text["maxLength"] + 1, 413), (text["minLength"] - 1, 400)):
+        assert post_form(tiny_client, "a" * length).status_code == status, length
+
+
 def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
     from app.stats import Stats
 
