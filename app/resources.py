@@ -1,7 +1,5 @@
 """The HTTP resources: the seed's /inferreview, the JSON API, health and model info."""
 
-import time
-
 import falcon
 
 from .api import BODY, K, TEXT, TEXTS, THRESHOLD, TITLE, Api
