@@ -24,7 +24,8 @@ class FastTextModel:
 
     The same fastText calls as fasttext_pybind's (predictLine on the text and
     a newline), built from the same release's sources; without the `fasttext`
-    wrapper, whose numpy import was 25 MB of a worker's memory."""
+    wrapper, whose numpy import was much of a worker's memory (loadtest/RESULTS.md,
+    "What each change bought")."""
 
     def __init__(self, path: str):
         self.f = reviewrating_native.Model(path)

@@ -34,12 +34,12 @@ class StrictFormHandler(falcon.media.BaseHandler):
 
     Falcon's own form handler turns invalid percent-encoded UTF-8 into U+FFFD
     silently; a client that sent such bytes should hear about it instead.
-    Falcon's parser (compiled: 0.6 us for the load test's body, against 9 us
-    for the standard library's parse_qs, which answers the same) reads every
-    body; only when its answer holds a U+FFFD (invalid UTF-8, or a client
-    that sent U+FFFD itself) or the body has too many fields does parse_qs
-    read it again, strictly, to tell which. The cap on fields keeps a body of
-    a million `&` from making a worker busy.
+    Falcon's parser (compiled, far cheaper than the standard library's
+    parse_qs, which answers the same: loadtest/RESULTS.md, "What each change
+    bought") reads every body; only when its answer holds a U+FFFD (invalid
+    UTF-8, or a client that sent U+FFFD itself) or the body has too many
+    fields does parse_qs read it again, strictly, to tell which. The cap on
+    fields keeps a body of a million `&` from making a worker busy.
     """
 
     def __init__(self, max_fields: int = 100):

@@ -19,8 +19,8 @@ names one of ``PREPROCESSORS``.
 """
 
 # sed's rules, applied with str.replace, one C pass each and skipped when the
-# character is absent: 3.6x faster than str.translate with multi-character
-# replacements and a regex (2.95 vs 10.8 us on the load test's review). The
+# character is absent: faster than str.translate with multi-character
+# replacements and a regex (loadtest/RESULTS.md, "What each change bought"). The
 # order that matters is sed's: deleting `"` can make a `<br />` (which sed then
 # removes), and `;`/`:` become spaces only after it (so `<br;/>` survives).
 # The characters spaced out first do not occur in `<br />`, so doing them
@@ -43,8 +43,8 @@ def normalize_classification_results(text: str) -> str:
         text = text.translate(_CONTROL)
     # `tr -s " "` squeezes spaces only; other white space (e.g. U+00A0) is part
     # of a token for fastText, so only " " is squeezed. Ends are stripped too.
-    # Each replace pass halves every run of spaces: 2.7x faster than
-    # splitting into words and joining them again.
+    # Each replace pass halves every run of spaces: faster than splitting into
+    # words and joining them again (loadtest/RESULTS.md, "What each change bought").
     while "  " in text:
         text = text.replace("  ", " ")
     return text.strip(" ")

@@ -1,12 +1,13 @@
 """The API's OpenAPI 3.0 document, served at GET /openapi.json.
 
-Built from the worker's limits and the model's labels, so the numbers in it
-are the ones the worker enforces. tests/e2e fuzzes the running stack from it
-(schemathesis): no 5xx, every answer of the documented status and shape.
+Its request schemas are app/api.py's, from the same `Api` object the
+resources validate with, so the numbers in it are the ones the worker
+enforces. tests/e2e fuzzes the running stack from it (schemathesis): no 5xx,
+every answer of the documented status and shape.
 """
 
+from .api import Api
 from .classifier import MAX_PROBABILITY
-from .config import Limits
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -19,12 +20,8 @@ def _errors(*codes: int) -> dict:
             for c in codes}
 
 
-def openapi(limits: Limits, labels: list[str]) -> dict:
-    text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars,
-            "description": "a review; normalised as the model's training data was"}
-    review = {"type": "object", "properties": {"title": text, "body": text},
-              "minProperties": 1, "additionalProperties": False}
-    one_text = {"oneOf": [text, review]}
+def openapi(api: Api) -> dict:
+    labels = api.labels
     return {
         "openapi": "3.0.3",
         "info": {"title": "fastText review ratings", "version": "1",
@@ -32,15 +29,7 @@ def openapi(limits: Limits, labels: list[str]) -> dict:
         "paths": {
             "/inferreview": {"post": {
                 "summary": "The best label and its probability (the 2018 article's contract)",
-                "requestBody": {"required": True, "content": {
-                    "application/x-www-form-urlencoded": {"schema": {
-                        "type": "object", "required": ["text"],
-                        "properties": {"text": text}, "additionalProperties": False}},
-                    "application/json": {"schema": {"oneOf": [
-                        {"type": "object", "required": ["text"], "properties": {"text": text},
-                         "additionalProperties": False},
-                        review]}},
-                }},
+                "requestBody": {"required": True, "content": api.inferreview_schemas()},
                 "responses": {
                     "200": {"description": "`{label: probability}`", "content": {"application/json": {
                         "schema": {"type": "object", "minProperties": 1, "maxProperties": 1,
@@ -51,14 +40,8 @@ def openapi(limits: Limits, labels: list[str]) -> dict:
             }},
             "/v1/predict": {"post": {
                 "summary": "Top-k labels above a threshold, for a batch of texts",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["texts"], "additionalProperties": False,
-                    "properties": {
-                        "texts": {"type": "array", "minItems": 1, "maxItems": limits.max_batch,
-                                  "items": one_text},
-                        "k": {"type": "integer", "minimum": 1, "maximum": len(labels), "default": 1},
-                        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
-                    }}}}},
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": api.predict_schema()}}},
                 "responses": {
                     "200": {"description": "for each text, up to k labels, best first",
                             "content": {"application/json": {"schema": {

@@ -1,34 +1,32 @@
 """The HTTP resources: the seed's /inferreview, the JSON API, health and model info."""
 
-import time
-
 import falcon
 
+from .api import BODY, K, TEXT, TEXTS, THRESHOLD, TITLE, Api
 from .classifier import Classifier
-from .config import Limits
 from .media import FORM_HANDLER, dumps, strict_query
 from .normalize import review_text
 from .stats import Stats
 
 
-def _reject_oversized(req: falcon.Request, limits: Limits) -> int | None:
+def _reject_oversized(req: falcon.Request, api: Api) -> int | None:
     """The body's declared length (Falcon parses the header on every read of
     `content_length`, so callers use this), or a 413 if over the limit."""
     length = req.content_length
-    if length is not None and length > limits.max_body_bytes:
+    if length is not None and length > api.max_body_bytes:
         raise falcon.HTTPContentTooLarge(
-            description=f"request body of {length} bytes exceeds {limits.max_body_bytes}"
+            description=f"request body of {length} bytes exceeds {api.max_body_bytes}"
         )
     return length
 
 
-def _checked_text(value, limits: Limits, where: str, error=falcon.HTTPBadRequest) -> str:
+def _checked_text(value, api: Api, where: str, error=falcon.HTTPBadRequest) -> str:
     """A text the model can take, or the right 4xx saying why not."""
     if not isinstance(value, str):
         raise error(title="Invalid text", description=f"{where} must be a string")
-    if len(value) > limits.max_text_chars:
+    if len(value) > api.max_text_chars:
         raise falcon.HTTPContentTooLarge(
-            description=f"{where} has {len(value)} characters; the limit is {limits.max_text_chars}"
+            description=f"{where} has {len(value)} characters; the limit is {api.max_text_chars}"
         )
     try:
         value.encode("utf-8")
@@ -43,14 +41,15 @@ def _checked_text(value, limits: Limits, where: str, error=falcon.HTTPBadRequest
 _MAY_VANISH = '";:<br/>BR' + "".join(map(chr, [*range(0x21), 0x7F]))
 
 
-def _review(item, limits: Limits, where: str, error, normalize=None) -> str:
+def _review(item, api: Api, where: str, error, normalize=None) -> str:
     """A text given as a string, or as a review's `title` and `body`; one that
-    is empty, or (with `normalize`, the model's) normalises to nothing, is refused."""
-    if isinstance(item, dict) and ("title" in item or "body" in item):
-        title = _checked_text(item.get("title", ""), limits, f"{where}.title", error)
-        body = _checked_text(item.get("body", ""), limits, f"{where}.body", error)
+    is empty (api.min_text_chars is 1), or (with `normalize`, the model's)
+    normalises to nothing, is refused."""
+    if isinstance(item, dict) and (TITLE in item or BODY in item):
+        title = _checked_text(item.get(TITLE, ""), api, f"{where}.{TITLE}", error)
+        body = _checked_text(item.get(BODY, ""), api, f"{where}.{BODY}", error)
         item = review_text(title, body)
-    text = _checked_text(item, limits, where, error)
+    text = _checked_text(item, api, where, error)
     if not text.strip():
         raise error(title="Missing text", description=f"{where} is empty")
     # Normalised again only when every character is one that may vanish:
@@ -60,23 +59,26 @@ def _review(item, limits: Limits, where: str, error, normalize=None) -> str:
     return text
 
 
+_SEND_TEXT = f"send a form field or JSON key `{TEXT}`"
+
+
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
-    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats, compiled: bool = True):
+    def __init__(self, classifier: Classifier, api: Api, stats: Stats, compiled: bool = True):
         self.classifier = classifier
-        self.limits = limits
+        self.api = api
         self.stats = stats
         # The plain form body answered in one compiled call (app/native),
         # which counts its own predictions for /metrics.
-        native = classifier.responder(limits.max_text_chars) if compiled else None
+        native = classifier.responder(api.max_text_chars) if compiled else None
         self.respond = native.respond if native else None
         if native:
             stats.counted_elsewhere.append(
                 lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        length = _reject_oversized(req, self.limits)
+        length = _reject_oversized(req, self.api)
         if length:
             if self.respond is not None and req.content_type == falcon.MEDIA_URLENCODED:
                 # The declared length, read from the WSGI input itself: no
@@ -94,20 +96,20 @@ class InferReview:
             # read by the form body's strict UTF-8 rules.
             fields = strict_query(req.query_string)
         if not isinstance(fields, dict):
-            raise falcon.HTTPBadRequest(title="Missing text", description="send a form field or JSON key `text`")
-        if "text" in fields:
-            item = fields["text"]
+            raise falcon.HTTPBadRequest(title="Missing text", description=_SEND_TEXT)
+        if TEXT in fields:
+            item = fields[TEXT]
             if isinstance(item, list):  # a form field given more than once
-                raise falcon.HTTPBadRequest(title="Invalid text", description="give `text` once")
-            where = "text"
-        elif "title" in fields or "body" in fields:
-            item = {k: fields[k] for k in ("title", "body") if k in fields}
+                raise falcon.HTTPBadRequest(title="Invalid text", description=f"give `{TEXT}` once")
+            where = TEXT
+        elif TITLE in fields or BODY in fields:
+            item = {k: fields[k] for k in (TITLE, BODY) if k in fields}
             if any(isinstance(v, list) for v in item.values()):
-                raise falcon.HTTPBadRequest(title="Invalid text", description="give `title` and `body` once")
+                raise falcon.HTTPBadRequest(title="Invalid text", description=f"give `{TITLE}` and `{BODY}` once")
             where = "review"
         else:
-            raise falcon.HTTPBadRequest(title="Missing text", description="send a form field or JSON key `text`")
-        text = _review(item, self.limits, where, falcon.HTTPBadRequest, self.classifier.normalize)
+            raise falcon.HTTPBadRequest(title="Missing text", description=_SEND_TEXT)
+        text = _review(item, self.api, where, falcon.HTTPBadRequest, self.classifier.normalize)
         label, probability = self.classifier.predict(text, k=1)[0]
         self.stats.predicted(label)
         resp.text = dumps({label: probability})  # JSON by default; skips the media handler lookup
@@ -119,35 +121,38 @@ class Predict:
     Body: {"texts": ["...", {"title": "...", "body": "..."}], "k": 1, "threshold": 0.0}
     """
 
-    def __init__(self, classifier: Classifier, limits: Limits, stats: Stats):
+    def __init__(self, classifier: Classifier, api: Api, stats: Stats):
         self.classifier = classifier
-        self.limits = limits
+        self.api = api
         self.stats = stats
+        # What a client hears for each out-of-bounds field, from the same bounds.
+        self.k_is = f"`{K}` must be an integer from {api.min_k} to {api.max_k}"
+        self.threshold_is = f"`{THRESHOLD}` must be a number from {api.min_threshold} to {api.max_threshold}"
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        _reject_oversized(req, self.limits)
+        api = self.api
+        _reject_oversized(req, api)
         if req.content_type is None or not req.content_type.startswith(falcon.MEDIA_JSON):
             raise falcon.HTTPUnsupportedMediaType(description="send application/json")
         body = req.get_media()
         invalid = falcon.HTTPUnprocessableEntity
-        if not isinstance(body, dict) or "texts" not in body:
-            raise invalid(title="Invalid request", description='send an object {"texts": [...]}')
-        texts = body["texts"]
-        if not isinstance(texts, list) or not texts:
-            raise invalid(title="Invalid request", description="`texts` must be a non-empty list")
-        if len(texts) > self.limits.max_batch:
+        if not isinstance(body, dict) or TEXTS not in body:
+            raise invalid(title="Invalid request", description=f'send an object {{"{TEXTS}": [...]}}')
+        texts = body[TEXTS]
+        if not isinstance(texts, list) or len(texts) < api.min_texts:
+            raise invalid(title="Invalid request", description=f"`{TEXTS}` must be a non-empty list")
+        if len(texts) > api.max_texts:
             raise falcon.HTTPContentTooLarge(
-                description=f"{len(texts)} texts in one request; the limit is {self.limits.max_batch}"
+                description=f"{len(texts)} texts in one request; the limit is {api.max_texts}"
             )
-        k = body.get("k", 1)
-        n_labels = len(self.classifier.labels)
-        if type(k) is not int or not 1 <= k <= n_labels:
-            raise invalid(title="Invalid request", description=f"`k` must be an integer from 1 to {n_labels}")
-        threshold = body.get("threshold", 0.0)
-        if type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0:
-            raise invalid(title="Invalid request", description="`threshold` must be a number from 0 to 1")
+        k = body.get(K, api.default_k)
+        if type(k) is not int or not api.min_k <= k <= api.max_k:
+            raise invalid(title="Invalid request", description=self.k_is)
+        threshold = body.get(THRESHOLD, api.default_threshold)
+        if type(threshold) not in (int, float) or not api.min_threshold <= threshold <= api.max_threshold:
+            raise invalid(title="Invalid request", description=self.threshold_is)
         normalize = self.classifier.normalize
-        reviews = [_review(t, self.limits, f"texts[{i}]", invalid, normalize) for i, t in enumerate(texts)]
+        reviews = [_review(t, api, f"{TEXTS}[{i}]", invalid, normalize) for i, t in enumerate(texts)]
         predictions = self.classifier.predict_many(reviews, k=k, threshold=float(threshold))
         for labels in predictions:
             if labels:
@@ -195,32 +200,18 @@ class ModelInfo:
 
 
 class Metrics:
-    """GET /metrics: this worker's counters in Prometheus text format.
+    """GET /metrics: this worker's counters in Prometheus text format (Stats.page).
 
     Each worker counts only what it served itself, so scraping every worker
     (or asking each one, as the tests do) shows how nginx spreads the load.
     """
 
-    def __init__(self, classifier: Classifier, lifecycle=None, stats: Stats | None = None):
-        self.sha256 = classifier.sha256
-        self.lifecycle = lifecycle
+    def __init__(self, stats: Stats):
         self.stats = stats
 
     def on_get(self, req, resp):
-        lines = [
-            "# HELP worker_requests_total Requests this worker process has received.",
-            "# TYPE worker_requests_total counter",
-            f"worker_requests_total {self.lifecycle.requests if self.lifecycle else 0}",
-            "# HELP worker_draining 1 while the worker drains before exiting.",
-            "# TYPE worker_draining gauge",
-            f"worker_draining {int(bool(self.lifecycle and self.lifecycle.draining))}",
-            "# HELP worker_model_info The model being served.",
-            "# TYPE worker_model_info gauge",
-            f'worker_model_info{{sha256="{self.sha256}"}} 1',
-            *(self.stats.prometheus() if self.stats else []),
-        ]
         resp.content_type = "text/plain; version=0.0.4"
-        resp.text = "\n".join(lines) + "\n"
+        resp.text = self.stats.page()
 
 
 class OpenAPI:

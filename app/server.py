@@ -38,41 +38,22 @@ log = logging.getLogger("worker")
 
 
 class Lifecycle:
-    """What the worker's drain needs to know; /readyz reads `draining`."""
+    """What the worker's drain needs to know; /readyz reads `draining`.
+
+    The per-request part is in the app's one WSGI wrapper (`Stats.wrap`,
+    which `get_app` returns): it counts the requests in flight in `stats`,
+    adds `Connection: close` while draining, and calls `take_sigint` before
+    the first request."""
 
     def __init__(self, shutdown_timeout: float, drain_quiet: float):
         self.shutdown_timeout = shutdown_timeout
         self.drain_quiet = drain_quiet
         self.draining = False
-        self.in_flight = 0
-        self.last_request = time.monotonic()  # when the last request ended
         self.deadline = None
         self.listen_fd = None
         self.socket_path = None
         self.sigint_taken = False
-        self.requests = 0
-
-    def wrap(self, app):
-        """The WSGI callable bjoern runs: notes each request, closes connections while draining."""
-
-        def worker_app(environ, start_response):
-            self.requests += 1
-            self.in_flight += 1
-            try:
-                if not self.sigint_taken:
-                    self._take_sigint()
-                if self.draining:
-                    def closing_start_response(status, headers, exc_info=None):
-                        return start_response(status, [*headers, ("Connection", "close")], exc_info)
-
-                    return app(environ, closing_start_response)
-                return app(environ, start_response)
-            finally:
-                # The body is made; bjoern writes it once this returns, before its loop runs again.
-                self.in_flight -= 1
-                self.last_request = time.monotonic()
-
-        return worker_app
+        self.stats = None  # the app's Stats (get_app): in_flight, last_request
 
     def install(self, listen_fd: int) -> None:
         """Take SIGTERM now and SIGINT once bjoern's loop runs.
@@ -84,10 +65,10 @@ class Lifecycle:
         """
         self.listen_fd = listen_fd
         signal.signal(signal.SIGTERM, self.begin_drain)
-        signal.signal(signal.SIGALRM, lambda signum, frame: self._take_sigint())
+        signal.signal(signal.SIGALRM, lambda signum, frame: self.take_sigint())
         signal.setitimer(signal.ITIMER_REAL, 0.01)
 
-    def _take_sigint(self) -> None:
+    def take_sigint(self) -> None:
         # Also done before the first request is answered, so a worker that has
         # answered its readiness probe is sure to drain on SIGINT.
         signal.signal(signal.SIGINT, self.begin_drain)
@@ -113,10 +94,10 @@ class Lifecycle:
         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
 
     def _tick(self, signum, frame):
-        if self.in_flight:
+        if self.stats.in_flight:
             return  # this tick interrupted a request: never cut one short
         now = time.monotonic()
-        if now - self.last_request >= self.drain_quiet:
+        if now - self.stats.last_request >= self.drain_quiet:
             self._exit(f"drained: no request for {self.drain_quiet}s")
         elif now >= self.deadline:
             self._exit(f"shutdown timeout of {self.shutdown_timeout}s reached")
@@ -147,7 +128,7 @@ def main() -> None:
     if host.startswith("unix:") and os.path.exists(host[5:]):
         os.unlink(host[5:])  # a stale socket from a worker that was killed
     try:
-        sock = bjoern.listen(lifecycle.wrap(app), host, settings.port)
+        sock = bjoern.listen(app, host, settings.port)
     except OSError as exc:
         log.error("cannot listen on %s: %s", where, exc.strerror)
         raise SystemExit(2) from None

@@ -165,17 +165,41 @@ def test_readyz_is_503_while_draining(tiny_classifier):
 
 
 def test_metrics_in_prometheus_text(tiny_classifier):
-    class Counting:
-        draining = False
-        requests = 41
+    from app.stats import Stats
 
-    client = testing.TestClient(create_app(tiny_classifier, lifecycle=Counting()))
+    stats = Stats()
+    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, stats=stats)))
+    for _ in range(3):
+        client.simulate_get("/healthz")
     result = client.simulate_get("/metrics")
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/plain")
-    assert "\nworker_requests_total 41\n" in result.text
+    assert "\nworker_requests_total 4\n" in result.text  # the read counts itself
     assert "\nworker_draining 0\n" in result.text
     assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in result.text
+
+
+def test_the_wrapper_closes_connections_while_draining(tiny_classifier):
+    """The one WSGI wrapper get_app returns does the drain's per-request part
+    (app/server.py's Lifecycle; its signals are exercised in test_server.py)."""
+    from app.server import Lifecycle
+    from app.stats import Stats
+
+    lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
+    lifecycle.sigint_taken = True  # this test process keeps its own SIGINT
+    stats = Stats(lifecycle)
+    lifecycle.stats = stats
+    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, lifecycle=lifecycle, stats=stats)))
+    assert "connection" not in client.simulate_get("/healthz").headers
+    before = stats.last_request
+    lifecycle.draining = True
+    result = client.simulate_get("/healthz")
+    assert result.status_code == 200 and result.headers["connection"] == "close"
+    assert client.simulate_get("/readyz").status_code == 503
+    page = client.simulate_get("/metrics")
+    assert page.headers["connection"] == "close"
+    assert "\nworker_draining 1\n" in page.text and "\nworker_requests_total 4\n" in page.text
+    assert stats.in_flight == 0 and stats.last_request > before
 
 
 def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tiny_classifier):
@@ -195,6 +219,31 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
     answer = doc["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     label = answer["properties"]["predictions"]["items"]["items"]["properties"]["label"]
     assert label["enum"] == tiny_classifier.labels
+
+
+def test_the_worker_enforces_the_bounds_its_openapi_document_gives(tiny_client):
+    """The resources and /openapi.json read one definition (app/api.py):
+    each documented bound is accepted at the edge and refused just past it."""
+    doc = tiny_client.simulate_get("/openapi.json").json
+    body = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    texts, k, threshold = (body["properties"][name] for name in ("texts", "k", "threshold"))
+    form = doc["paths"]["/inferreview"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    text = form["schema"]["properties"]["text"]
+
+    def predict(**fields):
+        return tiny_client.simulate_post("/v1/predict", json={"texts": ["ok"], **fields}).status_code
+
+    assert predict(k=k["minimum"]) == predict(k=k["maximum"]) == 200
+    assert predict(k=k["minimum"] - 1) == predict(k=k["maximum"] + 1) == 422
+    assert predict(threshold=threshold["minimum"]) == predict(threshold=threshold["maximum"]) == 200
+    assert predict(threshold=threshold["minimum"] - 0.01) == predict(threshold=threshold["maximum"] + 0.01) == 422
+    assert predict(texts=["ok"] * texts["maxItems"]) == 200
+    assert predict(texts=["ok"] * (texts["maxItems"] + 1)) == 413
+    assert predict(texts=["ok"] * (texts["minItems"] - 1)) == 422
+    assert predict(texts=["a" * text["maxLength"]]) == 200
+    assert predict(texts=["a" * (text["maxLength"] + 1)]) == 413
+    for length, status in ((text["maxLength"], 200), (text["maxLength"] + 1, 413), (text["minLength"] - 1, 400)):
+        assert post_form(tiny_client, "a" * length).status_code == status, length
 
 
 def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
