@@ -1,6 +1,11 @@
 """Bad requests and the 4xx each must get: used by the unit tests (through
 falcon.testing) and by the end-to-end tests (through nginx and bjoern)."""
 
+from app.config import Limits
+
+# Small limits so the limit tests send small bodies.
+TEST_LIMITS = Limits(max_body_bytes=64 * 1024, max_text_chars=2000, max_batch=8)
+
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
 

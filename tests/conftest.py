@@ -1,27 +1,16 @@
+"""The models the tests use: a tiny one trained here, and the real one (`make model`)."""
+
 from pathlib import Path
 
 import pytest
 from falcon import testing
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-REAL_MODEL = ROOT / "models" / "amazon_review_full.ftz"
-TINY_DATA = Path(__file__).parent / "data" / "tiny_reviews.csv"
-
 from app.classifier import Classifier
-from app.config import Limits
 from app.wsgi import create_app
 from models.train import read_reviews, train
 
-# Small limits so the limit tests send small bodies.
-TEST_LIMITS = Limits(max_body_bytes=64 * 1024, max_text_chars=2000, max_batch=8)
-
-
-def shared_file(*parts) -> Path:
-    """A file from ../shared/: these tests fail, never skip, when it is missing."""
-    path = SHARED.joinpath(*parts)
-    assert path.is_file(), f"{path} is missing: the tests need ../shared/ beside the project (see README)"
-    return path
+from .bad_inputs import TEST_LIMITS
+from .paths import REAL_MODEL, TINY_DATA
 
 
 @pytest.fixture(scope="session")

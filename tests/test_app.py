@@ -6,8 +6,7 @@ from app.config import Limits
 from app.wsgi import create_app
 from falcon import testing
 
-from .bad_inputs import BAD_INPUTS, oversized
-from .conftest import TEST_LIMITS
+from .bad_inputs import BAD_INPUTS, TEST_LIMITS, oversized
 
 
 def post_form(client, text, path="/inferreview"):

@@ -21,8 +21,8 @@ from app.media import dumps
 from app.stats import Stats
 from app.wsgi import create_app
 
-from .bad_inputs import BAD_INPUTS, FORM, oversized
-from .conftest import TEST_LIMITS, shared_file
+from .bad_inputs import BAD_INPUTS, FORM, TEST_LIMITS, oversized
+from .paths import shared_file
 
 DATA_FILES = ["amazon_review_full_test_first999_notitle.csv", "amazon_review_polarity_test_first6459.csv",
               "marc_en_test.csv", "marc_en_validation.csv"]

@@ -11,7 +11,8 @@ import pytest
 
 from app.normalize import review_text
 
-from .conftest import TINY_DATA, shared_file
+from .paths import TINY_DATA, shared_file
+from .reference import MODEL_DIMENSION, MODEL_LABELS, MODEL_QUANTIZED, MODEL_SHA256, PREDICTIONS
 
 
 def test_pinned_numpy_is_below_2():
@@ -41,7 +42,7 @@ def test_served_probabilities_equal_fasttext_cli(real_model_path, real_classifie
     """`fasttext predict-prob MODEL - 1` on the normalised text prints what we serve."""
     with shared_file("data", "marc_en_test.csv").open(newline="", encoding="utf-8") as f:
         reviews = [review_text(t, b) for _, t, b in csv.reader(f)]
-    reviews = reviews[::10] + ["I love this product.", "This is the worst thing I ever bought", "it was ok"]
+    reviews = reviews[::10] + [text for text, _, _ in PREDICTIONS]
     normalised = "".join(real_classifier.normalize(r) + "\n" for r in reviews)
     cli = subprocess.run([_fasttext_cli(), "predict-prob", str(real_model_path), "-", "1"],
                          input=normalised, capture_output=True, text=True, check=True)
@@ -54,12 +55,7 @@ def test_served_probabilities_equal_fasttext_cli(real_model_path, real_classifie
         assert f"{p:.6g}" == cli_prob, review  # the CLI prints 6 significant digits
 
 
-@pytest.mark.parametrize("text,label,prob", [
-    # ../shared/README.md: the reference predictions for NORMALISED text
-    ("I love this product.", "5 star", "0.884676"),
-    ("This is the worst thing I ever bought", "1 star", "0.999782"),
-    ("it was ok", "3 star", "0.987053"),
-])
+@pytest.mark.parametrize("text,label,prob", PREDICTIONS)
 def test_reference_predictions(real_client, text, label, prob):
     result = real_client.simulate_post("/inferreview", body=f"text={text}",
                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -69,7 +65,6 @@ def test_reference_predictions(real_client, text, label, prob):
 
 def test_real_model_info(real_client):
     info = real_client.simulate_get("/v1/model").json
-    assert sorted(info["labels"]) == [f"{n} star" for n in range(1, 6)]
-    assert info["dimension"] == 10
-    assert info["quantized"] is True
-    assert info["sha256"] == "814f71e0eaacfdff736949f6c1175ed835feb0f85976d70dcc9319cdccfca50f"
+    assert sorted(info["labels"]) == MODEL_LABELS
+    assert (info["dimension"], info["quantized"]) == (MODEL_DIMENSION, MODEL_QUANTIZED)
+    assert info["sha256"] == MODEL_SHA256

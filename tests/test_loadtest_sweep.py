@@ -5,7 +5,7 @@ import urllib.parse
 
 import pytest
 
-from .conftest import shared_file
+from .paths import shared_file
 
 from loadtest import cpu, hdr, plot, sweep
 

@@ -10,9 +10,8 @@ import pytest
 from app.classifier import Classifier
 from app.manifest import ModelError, sha256_of
 
-from .conftest import REAL_MODEL, ROOT, shared_file
-
-SHA = "814f71e0eaacfdff736949f6c1175ed835feb0f85976d70dcc9319cdccfca50f"
+from .paths import REAL_MODEL, ROOT, shared_file
+from .reference import MODEL_SHA256 as SHA
 
 
 def write_manifest(folder, **fields):

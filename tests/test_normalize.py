@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from app.manifest import PREPROCESSING_NAMES
 from app.normalize import PREPROCESSORS, normalize_classification_results as norm, review_text
 
-from .conftest import shared_file
+from .paths import shared_file
 
 
 @pytest.mark.parametrize("name", ["marc_en_test", "amazon_review_full_test_first999_notitle"])

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from .conftest import REAL_MODEL, ROOT
+from .paths import REAL_MODEL, ROOT
 
 REQUEST = (b"POST /inferreview HTTP/1.1\r\nHost: w\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            b"Content-Length: 14\r\n\r\ntext=I+love+it")

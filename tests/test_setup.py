@@ -9,7 +9,7 @@ import sys
 from docker import swarm
 from docker.localstack import nginx_conf
 
-from .conftest import ROOT
+from .paths import ROOT
 
 ENSURE = ROOT / "docker" / "bootstrap" / "ensure-packages.sh"
 

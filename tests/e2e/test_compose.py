@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from ..conftest import ROOT
+from ..paths import ROOT
 from .traffic import BASE, predictions, spread_over, under_load
 
 WORKERS = 2

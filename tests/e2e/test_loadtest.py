@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ..conftest import ROOT
+from ..paths import ROOT
 from .test_compose import PROJECT, WORKERS, containers, inspect, run
 
 from loadtest import hdr

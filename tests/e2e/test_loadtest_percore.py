@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ..conftest import ROOT
+from ..paths import ROOT
 from .test_compose import containers, inspect
 
 from loadtest import plot

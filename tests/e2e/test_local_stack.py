@@ -18,7 +18,7 @@ from app.config import Limits
 from app.normalize import review_text
 
 from ..bad_inputs import BAD_INPUTS, oversized
-from ..conftest import ROOT, shared_file
+from ..paths import ROOT, shared_file
 from .traffic import BASE, predictions, spread_over, under_load
 
 WORKERS = 2
