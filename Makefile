@@ -111,10 +111,8 @@ images: compose model generator
 
 up: images
 	$(COMPOSE) up --detach --wait
-	@for i in $$(seq 1 60); do \
-	    curl -fsS -o /dev/null http://127.0.0.1:9000/readyz && { echo "up: http://127.0.0.1:9000"; exit 0; }; \
-	    sleep 1; \
-	done; echo "nginx did not answer /readyz on :9000" >&2; $(COMPOSE) ps; exit 1
+	@$(PYTHON) -m docker.ready http://127.0.0.1:9000/readyz --timeout 60 || { $(COMPOSE) ps; exit 1; }
+	@echo "up: http://127.0.0.1:9000"
 
 down: compose
 	$(LAB) --profile peers --profile loadtest down --remove-orphans

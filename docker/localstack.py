@@ -18,12 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from app.config import PROJECT_ROOT, Settings
+from docker.ready import NotReady, wait_for, wait_until_ready
 
 NGINX_PORT = 9000  # fixed in nginx/nginx.conf
 STATUS_PORT = 9001
@@ -74,14 +72,6 @@ def _supervisord_pid() -> int | None:
         return pid
     except (OSError, ValueError):
         return None
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (OSError, urllib.error.HTTPError):
-        return False
 
 
 def _supervisord_conf(run: Path, workers: int, base_port: int, nginx: str, shutdown_timeout: float) -> str:
@@ -163,17 +153,16 @@ def up(workers: int) -> int:
     nginx_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(publish, publish)
     nginx_url = f"http://{_host(nginx_host)}:{NGINX_PORT}"
     urls = [f"http://{a}/readyz" for a in addresses] + [f"{nginx_url}/readyz"]
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not all(_ready(u) for u in urls):
-        if time.monotonic() > deadline:
-            print(f"not ready after {READY_TIMEOUT:.0f}s; logs in {run}/logs. Status:", file=sys.stderr)
-            subprocess.run(_supervisor("status"))
-            for log in sorted((run / "logs").glob("*.log")):
-                print(f"--- {log.name} (tail)", file=sys.stderr)
-                print("\n".join(log.read_text(errors="replace").splitlines()[-10:]), file=sys.stderr)
-            down()
-            return 1
-        time.sleep(0.2)
+    try:
+        wait_until_ready(urls, READY_TIMEOUT, interval=0.2)
+    except NotReady as exc:
+        print(f"{exc}; logs in {run}/logs. Status:", file=sys.stderr)
+        subprocess.run(_supervisor("status"))
+        for log in sorted((run / "logs").glob("*.log")):
+            print(f"--- {log.name} (tail)", file=sys.stderr)
+            print("\n".join(log.read_text(errors="replace").splitlines()[-10:]), file=sys.stderr)
+        down()
+        return 1
     print(f"up: {workers} workers behind nginx on http://{_host(publish)}:{NGINX_PORT} (logs in {run}/logs)")
     return 0
 
@@ -185,11 +174,10 @@ def down() -> int:
         return 0
     # supervisord sends each program its stopsignal and waits for it to exit.
     subprocess.run(_supervisor("shutdown"), stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while _supervisord_pid() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _supervisord_pid():
-        print(f"supervisord {pid} did not stop in time", file=sys.stderr)
+    try:
+        wait_for(lambda: _supervisord_pid() is None, 60, f"supervisord {pid} to stop")
+    except NotReady as exc:
+        print(exc, file=sys.stderr)
         return 1
     print("down")
     return 0

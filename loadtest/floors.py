@@ -53,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from docker import localstack
+from docker import localstack, ready
 from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
@@ -147,14 +147,12 @@ def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: lis
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
     """Until `url` answers as sweep.ready() asks (GET /readyz; fasttext-serving: a POST)."""
-    deadline = time.monotonic() + timeout
-    while (why := sweep.ready(url)) is not None:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{url}: its process exited ({proc.returncode}); is bjoern importable "
-                             f"by {sys.executable}? (make install, then .venv/bin/python)")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not ready after {timeout:.0f} s: {why}")
-        time.sleep(0.1)
+    try:
+        ready.wait_until_ready(lambda: sweep.ready(url), timeout, process=proc, what=url)
+    except ready.NotReady as exc:
+        died = proc is not None and proc.poll() is not None
+        raise SystemExit(f"{exc}" + (f"; is bjoern importable by {sys.executable}? (make install, "
+                                     "then .venv/bin/python)" if died else "")) from None
 
 
 def ceiling(results: Path, workdir: Path, targets: dict[str, str], groups: dict[str, list[str]],

@@ -9,7 +9,8 @@ import sys
 import time
 
 import pytest
-import requests
+
+from docker.ready import wait_for, wait_until_ready
 
 from .paths import REAL_MODEL, ROOT
 
@@ -35,16 +36,8 @@ def start_worker(tiny_model_path):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         started.append(proc)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    return proc, port
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "worker did not become ready"
-            time.sleep(0.05)
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", 20, process=proc, interval=0.05)
+        return proc, port
 
     yield start
     for proc in started:
@@ -142,11 +135,7 @@ def test_a_socket_directory_gets_one_socket_per_host_removed_when_draining(tiny_
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not path.is_socket():
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "no socket"
-            time.sleep(0.05)
+        wait_for(path.is_socket, 20, f"the worker's socket {path}", process=proc, interval=0.05)
         assert path.stat().st_mode & 0o777 == 0o660
         assert os.listdir(tmp_path) == [path.name]
         with socket.socket(socket.AF_UNIX) as conn:
