@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# Kept in step with app.normalize.PREPROCESSORS (a test checks it); not imported
-# from there so this module stays free of the worker's dependencies.
-PREPROCESSING_NAMES = ("fasttext-classification-results", "none")
+from .normalize import PREPROCESSORS  # standard library only, as this module
 
 
 class ModelError(Exception):
@@ -41,10 +39,10 @@ class Manifest:
             raise ModelError(f"model manifest {path} must be a JSON object")
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         manifest = cls(**known)
-        if manifest.preprocessing not in PREPROCESSING_NAMES:
+        if manifest.preprocessing not in PREPROCESSORS:
             raise ModelError(
                 f"model manifest {path} names unknown preprocessing "
-                f"{manifest.preprocessing!r}; known: {', '.join(PREPROCESSING_NAMES)}"
+                f"{manifest.preprocessing!r}; known: {', '.join(PREPROCESSORS)}"
             )
         return manifest
 

@@ -6,7 +6,6 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from app.manifest import PREPROCESSING_NAMES
 from app.normalize import PREPROCESSORS, normalize_classification_results as norm, review_text
 
 from .paths import shared_file
@@ -70,7 +69,3 @@ def test_review_text_joins_title_and_body_like_the_training_data():
 
 def test_raw_preprocessing_only_removes_control_characters():
     assert PREPROCESSORS["none"]("Hello,\nWorld!") == "Hello, World!"
-
-
-def test_manifest_knows_every_preprocessing():
-    assert set(PREPROCESSING_NAMES) == set(PREPROCESSORS)
