@@ -14,8 +14,9 @@ import time
 import pytest
 import requests
 
-from .test_local_stack import stack, supervisorctl, worker_pids  # noqa: F401 - the fixture
 from .traffic import BASE, recorded_load, under_load
+
+pytestmark = pytest.mark.usefixtures("local_stack")
 
 
 def report(name, records):
@@ -26,11 +27,11 @@ def report(name, records):
     return failed, slowest
 
 
-def test_a_stopped_worker_is_timed_out_and_routed_around():
+def test_a_stopped_worker_is_timed_out_and_routed_around(local_stack):
     """SIGSTOP one worker for 8 s: its connections accept but never answer.
     nginx gives up on it after proxy_read_timeout (3 s), retries the request
     on the other worker and leaves the stopped one out (fail_timeout)."""
-    name, victim = next(iter(worker_pids().items()))
+    name, victim = next(iter(local_stack.pids().items()))
 
     def stall():
         os.kill(victim, signal.SIGSTOP)
@@ -47,7 +48,7 @@ def test_a_stopped_worker_is_timed_out_and_routed_around():
     # (nginx tries the stopped worker again 5 s after it failed: at ~8 s)
     late = [took for start, took, _ in records if 3.5 < start < 7.5]
     assert late and max(late) < 1.0, max(late)
-    assert worker_pids()[name] == victim  # it was stopped, not replaced
+    assert local_stack.pid(name) == victim  # it was stopped, not replaced
 
 
 def test_slow_clients_do_not_hold_the_workers():
@@ -82,11 +83,11 @@ def test_slow_clients_do_not_hold_the_workers():
     assert len(slow) == 300
 
 
-def test_nginx_restart_recovers_within_5_seconds():
+def test_nginx_restart_recovers_within_5_seconds(local_stack):
     """nginx itself restarted under load: with one nginx there is no healthy
     proxy while it restarts, so requests sent then fail (connection refused);
     the measure is how long until requests succeed again."""
-    records = recorded_load(lambda: supervisorctl("restart", "nginx"), seconds_after=3)
+    records = recorded_load(lambda: local_stack.supervisorctl("restart", "nginx"), seconds_after=3)
     failed, _ = report("nginx restarted", records)
     after = sorted(r for r in records if r[0] > 0)
     last_failure = max((start for start, _, outcome in after if outcome != 200), default=0.0)
@@ -96,7 +97,7 @@ def test_nginx_restart_recovers_within_5_seconds():
     assert requests.get(f"{BASE}/readyz", timeout=5).status_code == 200
 
 
-def test_one_clients_heavy_batches_do_not_take_the_service_from_others():
+def test_one_clients_heavy_batches_do_not_take_the_service_from_others(local_stack):
     """A client on 127.0.0.2 keeps 40 connections busy with legal but heavy
     /v1/predict batches (52 texts of 20 000 dots, ~1 MB, each dot a token) for
     15 s, re-sending at once whatever it is told; a client on 127.0.0.1 sends
@@ -107,7 +108,7 @@ def test_one_clients_heavy_batches_do_not_take_the_service_from_others():
     assert len(batch) < 1 << 20
     stop = threading.Event()
     flood, refusals, normal = collections.Counter(), {}, []
-    pids = worker_pids()
+    pids = local_stack.pids()
 
     def flooder():
         conn = None
@@ -160,4 +161,4 @@ def test_one_clients_heavy_batches_do_not_take_the_service_from_others():
     content_type, retry_after, body = refusals[429]
     assert (content_type, retry_after) == ("application/json", "1")
     assert json.loads(body)["title"] == "429 Too Many Requests"
-    assert worker_pids() == pids  # no worker died or was restarted
+    assert local_stack.pids() == pids  # no worker died or was restarted

@@ -5,7 +5,6 @@ in the corrected high percentiles, as it does with the real wrk2."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,10 +12,11 @@ import time
 
 import pytest
 
-from ..paths import ROOT
-from .test_compose import PROJECT, WORKERS, containers, inspect, run
-
+from docker.ready import wait_for
 from loadtest import hdr
+
+from ..paths import ROOT
+from .stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
 
 TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]
@@ -24,8 +24,7 @@ RATES = [300, 600]
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use (`make local-down`?)"
+    assert_port_free()
     results = tmp_path_factory.mktemp("loadtest-results")
     env = {**os.environ, "WORKERS": str(WORKERS), "RATES": " ".join(map(str, RATES)),
            "DURATION": "4s", "CONNECTIONS": "8", "THREADS": "2", "LOADTEST_RESULTS": str(results)}
@@ -99,10 +98,7 @@ def test_a_stall_shows_in_the_corrected_percentiles(sweep):
     t = threading.Thread(target=load)
     t.start()
     try:
-        deadline = time.monotonic() + 60
-        while not containers("wrk2") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert containers("wrk2"), "the wrk2 container did not start"
+        wait_for(lambda: containers("wrk2"), 60, "the wrk2 container to start")
         time.sleep(2.5)
         for pid in pids:
             os.kill(pid, 19)  # SIGSTOP

@@ -4,15 +4,14 @@ server CPU, the Rust server also driven directly; the summary's per-core table."
 
 import json
 import os
-import socket
 import subprocess
 
 import pytest
 
-from ..paths import ROOT
-from .test_compose import containers, inspect
-
 from loadtest import plot
+
+from ..paths import ROOT
+from .stacks import assert_port_free, containers, inspect
 
 TARGETS = ["bjoern", "rust", "rust-direct", "gunicorn", "granian"]
 RATES = [300, 600]
@@ -22,8 +21,7 @@ NCPU = os.cpu_count()
 @pytest.fixture(scope="module")
 def pinned(tmp_path_factory):
     assert NCPU >= 2, "the per-core mode needs 2 CPUs"
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use (`make local-down`?)"
+    assert_port_free()
     results = tmp_path_factory.mktemp("percore-results")
     env = {**os.environ, "PIN": "1", "RATES": " ".join(map(str, RATES)), "DURATION": "4s",
            "CONNECTIONS": "8", "THREADS": "1", "LOADTEST_RESULTS": str(results)}

@@ -6,22 +6,22 @@ swarm left."""
 
 import json
 import os
-import socket
-import time
 
 import pytest
-import requests
 
-from .test_compose import WORKERS
-from .test_compose import run as compose_run
-from .traffic import BASE, under_load
+from docker.ready import NotReady, answers, wait_for, wait_until_ready
+
+from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT
+from . import stacks
+from .stacks import WORKERS, assert_port_free
+from .traffic import BASE, readme_curl, under_load
 
 STACK = "rrswarm"
 ENV = {**os.environ, "WORKERS": str(WORKERS), "STACK": STACK}
 
 
 def run(*cmd, timeout=600, check=True):
-    return compose_run(*cmd, timeout=timeout, check=check, env=ENV)
+    return stacks.run(*cmd, timeout=timeout, check=check, env=ENV)
 
 
 def tasks(service: str) -> list[str]:
@@ -34,37 +34,35 @@ def swarm_state() -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def swarm():
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", 9000)) != 0, "port 9000 is already in use"
+    assert_port_free()
     assert swarm_state() == "inactive", "this machine is already in a swarm: the test would leave it"
     run("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
     try:
         run("make", "swarm-deploy")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{BASE}/readyz", timeout=2).status_code == 200 and len(tasks("worker")) == WORKERS:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("the swarm stack did not answer /readyz on :9000: "
-                        + run("docker", "service", "ls", check=False).stdout)
+
+        def deployed():
+            why, running = answers(f"{BASE}/readyz"), len(tasks("worker"))
+            return None if why is None and running == WORKERS else \
+                f"/readyz: {why or 'ok'}, {running} of {WORKERS} worker tasks"
+
+        try:
+            wait_until_ready(deployed, 120, interval=1, what="the swarm stack on :9000")
+        except NotReady as exc:
+            pytest.fail(f"{exc}\n" + run("docker", "service", "ls", check=False).stdout)
         yield
     finally:
         run("make", "swarm-rm", check=False)
-        deadline = time.monotonic() + 60  # the stack's networks go after its tasks
-        while time.monotonic() < deadline and STACK in run("docker", "network", "ls", check=False).stdout:
-            time.sleep(1)
+        try:  # the stack's networks go after its tasks; leave --force takes what is left
+            wait_for(lambda: STACK not in run("docker", "network", "ls", check=False).stdout, 60,
+                     f"the networks of {STACK} to go", interval=1)
+        except NotReady:
+            pass
         run("docker", "swarm", "leave", "--force", check=False)
     assert swarm_state() == "inactive"
 
 
 def test_the_readme_curl_example_on_the_swarm():
-    out = run("curl", "-s", "-X", "POST", f"{BASE}/inferreview", "-d", "text=I love this product.").stdout
-    ((label, p),) = json.loads(out).items()
-    assert (label, f"{p:.6g}") == ("5 star", "0.884676")
+    assert readme_curl(CURL_TEXT) == (CURL_LABEL, CURL_PROBABILITY)
 
 
 def test_services_as_swarm_runs_them():

@@ -1,5 +1,7 @@
 """Traffic helpers shared by the end-to-end tests (local stack and compose stack)."""
 
+import json
+import subprocess
 import threading
 import time
 
@@ -9,6 +11,14 @@ from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 BASE = "http://127.0.0.1:9000"
+
+
+def readme_curl(text: str) -> tuple[str, str]:
+    """The README's curl example with `text`: the label and the probability to 6 digits (the CLI's)."""
+    out = subprocess.run(["curl", "-s", "-X", "POST", f"{BASE}/inferreview", "-d", f"text={text}"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    ((label, p),) = json.loads(out).items()
+    return label, f"{p:.6g}"
 
 
 def predictions(text: str) -> int:

@@ -1,0 +1,193 @@
+"""The two stacks the end-to-end tests run against, brought up and down as a user
+does (`make local-up` / `make up`), and what the tests ask of their workers. Both
+serve :9000, so never two at once (tests/e2e/conftest.py's fixtures see to it)."""
+
+import contextlib
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import requests
+
+from docker.ready import wait_for, wait_until_ready
+
+from ..paths import ROOT
+from .traffic import predictions
+
+WORKERS = 2
+PROJECT = "reviewrating"  # docker-compose.yml's name
+ENV = {**os.environ, "WORKERS": str(WORKERS)}
+
+
+def run(*cmd, timeout=900, check=True, env=None) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env or ENV)
+    if check:
+        assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def assert_port_free(port: int = 9000) -> None:
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, \
+            f"port {port} is already in use: stop what listens there (`make local-down`, `make down`?)"
+
+
+def listening(port: int) -> list[str]:
+    """The addresses on this machine that listen on TCP `port` (/proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:  # LISTEN
+                    raw = bytes.fromhex(address)
+                    found.append(str(ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))))
+    return found
+
+
+def answered(page: str) -> dict[str, int]:
+    """A worker's answers by status code, from its /metrics page."""
+    return {line.split('"')[1]: int(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+            if line.startswith("worker_http_requests_total{")}
+
+
+def containers(service: str) -> list[str]:
+    out = run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+              "--filter", f"label=com.docker.compose.service={service}").stdout
+    return sorted(out.split())
+
+
+def inspect(container: str) -> dict:
+    return json.loads(run("docker", "inspect", container).stdout)[0]
+
+
+def wait_healthy(container: str, timeout: float = 60, not_pid: int | None = None) -> dict:
+    """Until Docker's healthcheck calls the container healthy (and its process is not `not_pid`)."""
+    state = {}
+
+    def healthy():
+        state.clear()
+        state.update(inspect(container)["State"])
+        health = state.get("Health", {}).get("Status")
+        if health == "healthy" and state["Pid"] not in (0, not_pid):
+            return None
+        return f"{state['Status']}, health {health}, pid {state['Pid']}"
+
+    wait_until_ready(healthy, timeout, interval=0.5, what=f"container {container[:12]}")
+    return state
+
+
+class Stack:
+    """What the tests ask of a running stack's workers."""
+
+    name = ""
+
+    def workers(self) -> list[str]:
+        raise NotImplementedError
+
+    def pid(self, worker: str) -> int:
+        raise NotImplementedError
+
+    def metrics(self, worker: str) -> str:
+        """The worker's /metrics page, read on its private side (nginx refuses /metrics)."""
+        raise NotImplementedError
+
+    def wait_back(self, worker: str, old_pid: int) -> None:
+        """Until `worker` runs again as a new process and is ready."""
+        raise NotImplementedError
+
+    def pids(self) -> dict[str, int]:
+        return {w: self.pid(w) for w in self.workers()}
+
+    def predictions(self) -> list[int]:
+        """Predictions each worker served (nginx's and Docker's probes do not count)."""
+        return [predictions(self.metrics(w)) for w in self.workers()]
+
+    def refusals(self) -> list[dict[str, int]]:
+        """Each worker's answers other than 200 (the probes and the /metrics reads are 200s)."""
+        return [{code: n for code, n in answered(self.metrics(w)).items() if code != "200"} for w in self.workers()]
+
+
+class LocalStack(Stack):
+    """`make local-up`: supervisord runs the workers on 127.0.0.1:8001... and nginx."""
+
+    name = "local"
+
+    def workers(self) -> list[str]:
+        return [f"worker:worker-{8001 + n}" for n in range(WORKERS)]
+
+    @staticmethod
+    def port(worker: str) -> int:
+        return int(worker.rsplit("-", 1)[1])
+
+    @staticmethod
+    def supervisorctl(*args) -> str:
+        return subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c",
+                               str(ROOT / "run" / "supervisord.conf"), *args],
+                              capture_output=True, text=True, timeout=60).stdout
+
+    def pid(self, worker: str) -> int:
+        return int(self.supervisorctl("pid", worker).strip())
+
+    def metrics(self, worker: str) -> str:
+        return requests.get(f"http://127.0.0.1:{self.port(worker)}/metrics", timeout=5).text
+
+    def wait_back(self, worker: str, old_pid: int) -> None:
+        # supervisord brings the worker back by itself
+        wait_for(lambda: "RUNNING" in self.supervisorctl("status", worker) and self.pid(worker) != old_pid,
+                 20, f"supervisord to restart {worker}", interval=0.2)
+        wait_until_ready(f"http://127.0.0.1:{self.port(worker)}/readyz", 10)
+
+
+class ComposeStack(Stack):
+    """`make up`: a container a worker (no network: a unix socket in a shared volume) and nginx."""
+
+    name = "compose"
+
+    def workers(self) -> list[str]:
+        return containers("worker")
+
+    def pid(self, worker: str) -> int:
+        return inspect(worker)["State"]["Pid"]
+
+    def metrics(self, worker: str) -> str:
+        # The worker has no network: its /metrics through its own unix socket (app/server.py names it).
+        return run("docker", "exec", worker, "python", "-c",
+                   "import socket; s = socket.socket(socket.AF_UNIX); "
+                   "s.connect(f'/run/workers/{socket.gethostname()}.sock'); "
+                   "s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n'); "
+                   "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())").stdout
+
+    def wait_back(self, worker: str, old_pid: int) -> None:
+        # restart: unless-stopped brings it back, and its healthcheck says when it is ready
+        wait_healthy(worker, not_pid=old_pid)
+
+
+@contextlib.contextmanager
+def local_stack():
+    assert_port_free()
+    up = run("make", "local-up", f"WORKERS={WORKERS}", timeout=180, check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield LocalStack()
+    finally:
+        down = run("make", "local-down", timeout=180, check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert listening(9000) == [], "nginx still listens after local-down"
+
+
+@contextlib.contextmanager
+def compose_stack():
+    assert_port_free()
+    try:
+        run("make", "up", f"WORKERS={WORKERS}")
+        yield ComposeStack()
+    finally:
+        run("make", "down")
+
+
+STACKS = {"local": local_stack, "compose": compose_stack}

@@ -1,0 +1,107 @@
+"""What every stack must do, checked once, on each in turn: the local stack
+(`make local-up`) and the compose stack (`make up`), real HTTP on :9000."""
+
+import os
+import signal
+
+import pytest
+import requests
+
+from app.config import Limits
+from docker.ready import wait_for
+
+from ..bad_inputs import BAD_INPUTS, oversized
+from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT, MODEL_SHA256, PREDICTIONS
+from .stacks import WORKERS, listening
+from .traffic import BASE, readme_curl, spread_over, under_load
+
+
+def test_the_readme_curl_example(stack):
+    assert readme_curl(CURL_TEXT) == (CURL_LABEL, CURL_PROBABILITY)
+
+
+def test_json_api_through_nginx(stack):
+    session = requests.Session()
+    review = {"title": "Junk", "body": "broke"}
+    r = session.post(f"{BASE}/v1/predict", json={"texts": [text for text, _, _ in PREDICTIONS] + [review], "k": 2})
+    assert r.status_code == 200
+    predictions = r.json()["predictions"]
+    assert [len(p) for p in predictions] == [2] * (len(PREDICTIONS) + 1)
+    assert [(p[0]["label"], f"{p[0]['probability']:.6g}") for p in predictions[:-1]] == \
+        [(label, probability) for _, label, probability in PREDICTIONS]
+    single = session.post(f"{BASE}/inferreview", json=review).json()
+    assert single == {predictions[-1][0]["label"]: predictions[-1][0]["probability"]}
+    assert session.get(f"{BASE}/healthz").json() == {"status": "ok"}
+    # /readyz through nginx: the service is ready (a worker answered), not a worker's state
+    assert session.get(f"{BASE}/readyz").json() == {"status": "ok"}
+    assert session.get(f"{BASE}/v1/model").json()["sha256"] == MODEL_SHA256
+
+
+@pytest.mark.parametrize("name,method,path,headers,body,status",
+                         BAD_INPUTS + oversized(Limits()), ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_input_through_nginx(stack, name, method, path, headers, body, status):
+    r = requests.request(method, BASE + path, headers=headers, data=body, timeout=10)
+    assert r.status_code == status, (name, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    assert "title" in r.json()
+
+
+def test_huge_body_is_refused_without_reaching_a_worker(stack):
+    before = stack.refusals()
+    r = requests.post(f"{BASE}/inferreview", data=b"text=" + b"a" * (10 << 20),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert r.status_code == 413
+    assert r.json()["title"].startswith("413")
+    assert stack.refusals() == before  # nginx answered it: no worker refused anything
+
+
+def test_nginx_spreads_requests_over_every_worker(stack):
+    served = spread_over(stack.predictions)
+    print(f"requests per worker: {served}")
+    assert sum(served) == 400
+    assert all(n >= 400 / WORKERS * 0.5 for n in served), served
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "stray SIGTERM"])
+def test_a_worker_stopped_under_load_loses_nothing_and_comes_back(stack, sig):
+    """SIGKILL, or a SIGTERM from outside the stack's own tools (the worker drains
+    and exits 0): no request fails, the stack starts the worker again by itself
+    (supervisord's autorestart, Compose's restart: unless-stopped), and nginx
+    sends it requests again."""
+    worker = stack.workers()[0]
+    pid = stack.pid(worker)
+    under_load(lambda: os.kill(pid, sig), seconds_after=2.5)
+    stack.wait_back(worker, pid)
+    session = requests.Session()
+
+    def serves_again():
+        for _ in range(20):
+            assert session.post(f"{BASE}/inferreview", data={"text": "ok"}, timeout=10).status_code == 200
+        return stack.predictions()[stack.workers().index(worker)] >= 10
+
+    wait_for(serves_again, 20, f"nginx to send {worker} requests again", interval=0.5)
+
+
+def test_nginx_listens_on_loopback_only(stack):
+    """:9000 on 127.0.0.1 (PUBLISH_ADDR widens it), the status port on 127.0.0.1 only."""
+    assert listening(9000) == ["127.0.0.1"]
+    assert listening(9001) == ["127.0.0.1"]
+    assert requests.get("http://127.0.0.1:9001/stub_status", timeout=5).text.startswith("Active connections")
+    assert requests.get("http://127.0.0.1:9001/healthz", timeout=5).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", [
+    "/metrics", "//metrics", "/%6detrics", "/%6D%65trics", "/metrics/", "/./metrics", "/healthz/../metrics",
+    "/metrics?x=1", "/METRICS", "/readyz/", "/nope", "/_error/400", "/_error/502", "/v1", "/v1/",
+    "/inferreview/extra", "/v1/model/../../metrics",
+])
+def test_internal_and_unknown_paths_are_a_json_404_from_nginx(stack, path):
+    before = stack.refusals()
+    for method in ("GET", "POST"):
+        r = requests.request(method, BASE + path, data=b"text=hi", timeout=5,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.headers["content-type"] == "application/json" and r.json() == {"title": "404 Not Found"}
+        assert "worker_" not in r.text
+    # nginx answered: no worker did (a worker's 404 reads the same)
+    assert stack.refusals() == before
