@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from .traffic import BASE, recorded_load, under_load
+from .traffic import BASE, recorded_load
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
@@ -51,36 +51,82 @@ def test_a_stopped_worker_is_timed_out_and_routed_around(local_stack):
     assert local_stack.pid(name) == victim  # it was stopped, not replaced
 
 
-def test_slow_clients_do_not_hold_the_workers():
-    """300 connections trickle a request header a byte at a time (slowloris)
-    while normal clients send requests: nginx holds the slow ones, the
-    single-threaded workers never see them, no normal request fails."""
-    slow = []
+def established(ports) -> int:
+    """TCP connections the processes listening on `ports` hold open (/proc/net/tcp)."""
+    wanted = {f"{port:04X}" for port in ports}
+    with open("/proc/net/tcp") as f:
+        return sum(1 for line in f.readlines()[1:]
+                   if line.split()[3] == "01" and line.split()[1].split(":")[1] in wanted)  # 01: ESTABLISHED
+
+
+def test_slow_clients_do_not_hold_the_workers(local_stack):
+    """300 connections trickle a request header a byte at a time (slowloris) and
+    60 send whole headers, then trickle their bodies, for longer than the 5 s
+    of normal traffic that four clients send meanwhile. nginx holds them all:
+    the normal requests are answered promptly, the workers hold no more
+    connections than the four clients need (a slow body passed through would
+    hold one each) and serve exactly the normal requests; each slow body
+    reaches a worker only once it is complete, and is answered then."""
+    slow_headers, slow_bodies, fast_clients = 300, 60, 4
+    body = b"text=" + b"slow+" * 8 + b"end"
+    head = (b"POST /inferreview HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    ports = [local_stack.port(w) for w in local_stack.workers()]
+    held_before = established(ports)
+    assert slow_bodies > held_before + fast_clients  # so one connection per slow body would show
+    served_before = sum(local_stack.predictions())
+    headers, bodies, sent, held = [], [], 1, []
     stop = threading.Event()
-
-    def trickle():
-        for _ in range(300):
-            s = socket.create_connection(("127.0.0.1", 9000), timeout=5)
-            s.sendall(b"POST /inferreview HTTP/1.1\r\nHost: x\r\n")
-            slow.append(s)
-        while not stop.wait(0.5):
-            for s in slow:
-                try:
-                    s.sendall(b"X")
-                except OSError:
-                    pass
-
-    t = threading.Thread(target=trickle)
-    t.start()
     try:
-        records = under_load(lambda: time.sleep(4), seconds_after=0.5)
+        for _ in range(slow_headers):
+            headers.append(socket.create_connection(("127.0.0.1", 9000), timeout=10))
+            headers[-1].sendall(b"POST /inferreview HTTP/1.1\r\nHost: x\r\n")
+        for i in range(slow_bodies):  # from three addresses: nginx admits 64 requests in flight per address
+            bodies.append(socket.create_connection(("127.0.0.1", 9000), timeout=10,
+                                                   source_address=(f"127.0.0.{3 + i % 3}", 0)))
+            bodies[-1].sendall(head + body[:sent])
+
+        def trickle():
+            nonlocal sent
+            while not stop.wait(0.5):
+                for s in headers:
+                    try:
+                        s.sendall(b"X")
+                    except OSError:  # nginx may give up on a header after client_header_timeout
+                        pass
+                if sent < len(body) - 1:  # the last byte waits for the end of the test
+                    for s in bodies:
+                        s.sendall(body[sent:sent + 1])
+                    sent += 1
+
+        def sample():
+            for _ in range(16):
+                held.append(established(ports))
+                time.sleep(0.25)
+
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            records = recorded_load(sample, seconds_after=0.5, threads=fast_clients)
+        finally:
+            stop.set()
+            t.join()
+        served_meanwhile = sum(local_stack.predictions()) - served_before
+        for s in bodies:
+            s.sendall(body[sent:])
+        answers = [b"".join(iter(lambda s=s: s.recv(65536), b"")) for s in bodies]
     finally:
-        stop.set()
-        t.join()
-        for s in slow:
+        for s in headers + bodies:
             s.close()
-    print(f"\nslowloris, 300 connections: {len(records)} normal requests, 0 failed")
-    assert len(slow) == 300
+    failed, slowest = report(f"{slow_headers} slow headers, {slow_bodies} slow bodies", records)
+    print(f"worker connections: {held_before} before, at most {max(held)} meanwhile; "
+          f"slow bodies trickled for {sent * 0.5:.1f} s")
+    assert failed == [] and len(records) > 200
+    assert slowest[1] < 1.0  # answered promptly, not queued behind the slow clients
+    assert max(held) <= held_before + fast_clients, (held_before, held)
+    assert served_meanwhile == len(records)  # the workers served the normal requests, nothing else
+    assert all(a.startswith(b"HTTP/1.1 200 ") and b'star"' in a for a in answers), answers[:3]
+    assert sum(local_stack.predictions()) - served_before == len(records) + slow_bodies
 
 
 def test_nginx_restart_recovers_within_5_seconds(local_stack):
