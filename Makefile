@@ -83,7 +83,7 @@ local-status:
 test: install model generator
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
-	$(PY) -m pytest tests -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 train: install
 	$(PY) -m models.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)

@@ -18,7 +18,6 @@ from docker.ready import wait_for
 
 from ..paths import REAL_MODEL, ROOT, shared_file
 from ..reference import ACCURACY
-from .stacks import WORKERS
 from .traffic import BASE
 
 pytestmark = pytest.mark.usefixtures("local_stack")
@@ -100,31 +99,6 @@ def test_fuzzing_from_the_openapi_document(local_stack, tmp_path):
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1]
     assert local_stack.pids() == before
-
-
-def test_floors_ceiling_measures_each_layer_and_leaves_nothing_running(tmp_path):
-    """loadtest/floors.py beside the local stack: the bare and Falcon-only workers
-    and the two extra nginx start, wrk drives each layer flat out, and all of
-    them are gone afterwards (the product's stack stays up)."""
-    ports = (9002, 9004, 9006, 8101, 8102, 8111, 8112)
-    proc = subprocess.run([sys.executable, "-m", "loadtest.floors", "--ceiling",
-                           "--results", str(tmp_path), "--duration", "2s", "--rounds", "1",
-                           "--workers", str(WORKERS)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = [line.split("|") for line in (tmp_path / "ceiling.md").read_text().splitlines()
-            if line.startswith("| 1 |")]
-    rates = {row[2].strip(): float(row[3]) for row in rows}
-    assert set(rates) == {"product", "falcon", "bare", "return"}, rates
-    assert all(rate > 100 for rate in rates.values()), rates
-    for row in rows:  # CPU read for the generator and for each layer's processes
-        parts = dict(part.strip().rsplit(" ", 1) for part in row[4].split(","))
-        assert "wrk" in parts and "nginx" in parts, row
-        assert ("workers" in parts) == (row[2].strip() != "return"), row
-    for port in ports:
-        with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after floors.py"
-    assert requests.get(f"{BASE}/readyz", timeout=5).status_code == 200
 
 
 PUBLIC = ["/inferreview", "/v1/predict", "/v1/model", "/openapi.json", "/healthz"]

@@ -9,9 +9,8 @@ import subprocess
 import pytest
 
 from loadtest import plot
-
-from ..paths import ROOT
-from .stacks import assert_port_free, containers, inspect
+from tests.paths import ROOT
+from tests.e2e.stacks import assert_port_free, containers, inspect
 
 TARGETS = ["bjoern", "rust", "rust-direct", "gunicorn", "granian"]
 RATES = [300, 600]

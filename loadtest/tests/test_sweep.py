@@ -5,9 +5,8 @@ import urllib.parse
 
 import pytest
 
-from .paths import shared_file
-
 from loadtest import cpu, hdr, plot, sweep
+from tests.paths import shared_file
 
 
 @pytest.mark.parametrize("cpuset, n", [("0", 1), ("1", 1), ("0-2", 3), ("0-2,4", 4), ("0,2, 5-6", 4)])

@@ -14,9 +14,8 @@ import pytest
 
 from docker.ready import wait_for
 from loadtest import hdr
-
-from ..paths import ROOT
-from .stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
+from tests.paths import ROOT
+from tests.e2e.stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
 
 TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]

@@ -3,18 +3,15 @@ generator loadtest/bin/wrk2 (loadtest/generator, built by `make generator`) in
 short live runs against a local HTTP server."""
 import math
 import os
-import shutil
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from .paths import ROOT, shared_file
-from .reference import STALL_PERCENTILES_MS
-
 from loadtest import hdr
+from tests.paths import ROOT, shared_file
+from tests.reference import STALL_PERCENTILES_MS
 
 HERE = ROOT / "loadtest"
 
