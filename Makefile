@@ -37,6 +37,7 @@ help:
 	@echo "make soak        10 min at 70% of capacity: zero errors, worker RSS flat (SOAK_RATE, SOAK_DURATION)"
 	@echo "make test        the whole test suite (unit, real model, end to end)"
 	@echo "make generator  build the load generator loadtest/bin/wrk2 (Rust, cargo --locked)"
+	@echo "make rust-peer  build the Rust peer loadtest/bin/fasttext-serving (cargo install, cached)"
 	@echo "make train INPUT=reviews.csv OUTPUT=models/mine.ftz   train your own model"
 
 install: $(VENV)/.installed
