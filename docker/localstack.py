@@ -61,7 +61,8 @@ def nginx_conf(text: str, publish_addr: str, port: int = NGINX_PORT, status_port
     return text
 
 
-def _supervisor(*args: str) -> list[str]:
+def supervisorctl_command(*args: str) -> list[str]:
+    """supervisorctl on the running local stack (its status, pid, restart, ...)."""
     return [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(_run_dir() / "supervisord.conf"), *args]
 
 
@@ -157,7 +158,7 @@ def up(workers: int) -> int:
         wait_until_ready(urls, READY_TIMEOUT, interval=0.2)
     except NotReady as exc:
         print(f"{exc}; logs in {run}/logs. Status:", file=sys.stderr)
-        subprocess.run(_supervisor("status"))
+        subprocess.run(supervisorctl_command("status"))
         for log in sorted((run / "logs").glob("*.log")):
             print(f"--- {log.name} (tail)", file=sys.stderr)
             print("\n".join(log.read_text(errors="replace").splitlines()[-10:]), file=sys.stderr)
@@ -173,7 +174,7 @@ def down() -> int:
         print("not running")
         return 0
     # supervisord sends each program its stopsignal and waits for it to exit.
-    subprocess.run(_supervisor("shutdown"), stdout=subprocess.DEVNULL)
+    subprocess.run(supervisorctl_command("shutdown"), stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: _supervisord_pid() is None, 60, f"supervisord {pid} to stop")
     except NotReady as exc:
@@ -187,7 +188,7 @@ def status() -> int:
     if _supervisord_pid() is None:
         print("not running")
         return 3
-    return subprocess.run(_supervisor("status")).returncode
+    return subprocess.run(supervisorctl_command("status")).returncode
 
 
 def default_workers() -> int:

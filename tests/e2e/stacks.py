@@ -8,10 +8,10 @@ import json
 import os
 import socket
 import subprocess
-import sys
 
 import requests
 
+from docker import localstack
 from docker.ready import wait_for, wait_until_ready
 
 from ..paths import ROOT
@@ -35,18 +35,25 @@ def assert_port_free(port: int = 9000) -> None:
             f"port {port} is already in use: stop what listens there (`make local-down`, `make down`?)"
 
 
-def listening(port: int) -> list[str]:
-    """The addresses on this machine that listen on TCP `port` (/proc/net/tcp and tcp6)."""
-    found = []
+LISTEN, ESTABLISHED = "0A", "01"  # the kernel's TCP states, as /proc/net/tcp writes them
+
+
+def tcp_sockets():
+    """This machine's TCP sockets as (local address, local port, state), from
+    /proc/net/tcp and tcp6 (addresses in the kernel's byte order, words reversed)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             for line in f.readlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, hexport = local.split(":")
-                if state == "0A" and int(hexport, 16) == port:  # LISTEN
-                    raw = bytes.fromhex(address)
-                    found.append(str(ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))))
-    return found
+                fields = line.split()
+                address, hexport = fields[1].split(":")
+                raw = bytes.fromhex(address)
+                local = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+                yield str(local), int(hexport, 16), fields[3]
+
+
+def listening(port: int) -> list[str]:
+    """The addresses on this machine that listen on TCP `port`."""
+    return [address for address, local_port, state in tcp_sockets() if local_port == port and state == LISTEN]
 
 
 def answered(page: str) -> dict[str, int]:
@@ -126,8 +133,7 @@ class LocalStack(Stack):
 
     @staticmethod
     def supervisorctl(*args) -> str:
-        return subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c",
-                               str(ROOT / "run" / "supervisord.conf"), *args],
+        return subprocess.run(localstack.supervisorctl_command(*args), cwd=ROOT,
                               capture_output=True, text=True, timeout=60).stdout
 
     def pid(self, worker: str) -> int:

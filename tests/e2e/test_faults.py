@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from .stacks import ESTABLISHED, tcp_sockets
 from .traffic import BASE, recorded_load
 
 pytestmark = pytest.mark.usefixtures("local_stack")
@@ -52,11 +53,8 @@ def test_a_stopped_worker_is_timed_out_and_routed_around(local_stack):
 
 
 def established(ports) -> int:
-    """TCP connections the processes listening on `ports` hold open (/proc/net/tcp)."""
-    wanted = {f"{port:04X}" for port in ports}
-    with open("/proc/net/tcp") as f:
-        return sum(1 for line in f.readlines()[1:]
-                   if line.split()[3] == "01" and line.split()[1].split(":")[1] in wanted)  # 01: ESTABLISHED
+    """TCP connections the processes listening on `ports` hold open."""
+    return sum(1 for _, port, state in tcp_sockets() if port in ports and state == ESTABLISHED)
 
 
 def test_slow_clients_do_not_hold_the_workers(local_stack):
