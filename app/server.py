@@ -53,7 +53,7 @@ class Lifecycle:
         self.listen_fd = None
         self.socket_path = None
         self.sigint_taken = False
-        self.stats = None  # the app's Stats (get_app): in_flight, last_request
+        self.stats = None  # the app's Stats, which links itself here: in_flight, last_request
 
     def install(self, listen_fd: int) -> None:
         """Take SIGTERM now and SIGINT once bjoern's loop runs.

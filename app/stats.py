@@ -28,6 +28,8 @@ class Stats:
 
     def __init__(self, lifecycle=None):
         self.lifecycle = lifecycle
+        if lifecycle is not None:
+            lifecycle.stats = self  # the drain waits on this object's in_flight and last_request
         self.model_sha256 = ""  # the model served, for worker_model_info (create_app sets it)
         self.by_status: dict[str, int] = {}  # by status line ("200 OK"): no slicing per request
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last is +Inf

@@ -46,6 +46,4 @@ def get_app(settings: Settings | None = None, lifecycle=None):
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
     stats = Stats(lifecycle)
-    if lifecycle is not None:
-        lifecycle.stats = stats  # the drain waits on its in_flight and last_request
     return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))
