@@ -10,11 +10,15 @@ WORKERS ?=
 BASE_IMAGE ?= debian:bookworm-slim
 # The host's apt proxy, if any, for the image builds only (never written into an image).
 APT_PROXY ?= $(shell apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$$/\1/p' | head -n1)
-COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) docker compose
+# The CA bundle pip trusts in the image builds (docker-compose.yml's build
+# secret `build-ca`): the host's, when it has one, so builds work where TLS to
+# PyPI is inspected by a proxy. BUILD_CA_BUNDLE= to leave pip its own.
+BUILD_CA_BUNDLE ?= $(firstword $(wildcard $(PIP_CERT) /etc/ssl/certs/ca-certificates.crt))
+COMPOSE := WORKERS=$(or $(WORKERS),$(shell nproc)) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) docker compose
 # The product and the load test's services (loadtest/compose.yml), in one project.
 LAB := $(COMPOSE) -f docker-compose.yml -f loadtest/compose.yml
 
-.PHONY: help install requirements model local-up local-down local-status test train \
+.PHONY: help install requirements model local-up local-down local-status check test train \
         compose images up down ps logs rollout swarm-deploy swarm-rm rust-peer loadtest-images loadtest plot soak generator
 
 help:
@@ -45,12 +49,15 @@ install: $(VENV)/.installed
 # The worker's compiled part (fastText + POST /inferreview), built from source here.
 NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.toml app/native/fasttext-sdist.txt
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(NATIVE)
+# The build tools first, hash-checked, and no build isolation: no package is
+# built with tools pip fetched unchecked (as in docker/worker.Dockerfile).
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-build.txt $(NATIVE)
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh build
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./app/native
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-build.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-build-isolation -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps --no-build-isolation ./app/native
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --editable .
 	touch $@
 
 # The requirements*.txt files, pinned with every file's sha256, from the
@@ -60,7 +67,7 @@ PIP_TOOLS := pip==23.2.1 pip-tools==7.5.1
 requirements:
 	$(PYTHON) -m venv run/pip-tools
 	run/pip-tools/bin/pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
-	for r in requirements requirements-dev requirements-peers requirements-loadtest; do \
+	for r in requirements requirements-build requirements-dev requirements-peers requirements-loadtest; do \
 	    env -u PIP_FIND_LINKS CUSTOM_COMPILE_COMMAND="make requirements" run/pip-tools/bin/pip-compile --quiet \
 	        --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 	        --output-file $$r.txt $$r.in || exit 1; \
@@ -81,6 +88,13 @@ local-down:
 local-status:
 	$(PY) -m docker.localstack status
 
+# The everyday tier: unit and real-model tests, no Docker, no cargo (pytest -m "not e2e").
+check: install model
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh check
+	$(PY) -m pytest -ra -m "not e2e" $(PYTEST_ARGS)
+
+# Everything, as CI runs it: the check tier, then the stacks end to end
+# (local, Compose, Swarm) and the load test (its generator needs cargo).
 test: install model generator
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
@@ -94,9 +108,11 @@ train: install
 compose:
 	docker/bootstrap/ensure-compose.sh
 
-images: compose model generator
+# The product's two images, built by Docker from the lock files (nothing
+# built on the host; no cargo). The base image is made locally where no
+# registry answers; the model comes from models/ (make model).
+images: compose model
 	docker/bootstrap/ensure-base-image.sh $(BASE_IMAGE)
-	docker/bootstrap/build-wheelhouse.sh docker/wheelhouse requirements.txt requirements-peers.txt requirements-loadtest.txt
 	$(COMPOSE) build $(if $(APT_PROXY),--build-arg http_proxy=$(APT_PROXY))
 
 up: images

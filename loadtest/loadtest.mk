@@ -4,7 +4,7 @@
 # what the wrk2 container runs.)
 
 # The load generator (loadtest/generator, Rust): built on the host, copied into
-# the wrk2 image with loadtest/ (cargo cannot reach crates.io inside a build).
+# the wrk2 image with loadtest/ (the product's images need no Rust).
 GENERATOR_SRC := $(wildcard loadtest/generator/src/*.rs) loadtest/generator/Cargo.toml loadtest/generator/Cargo.lock
 generator: loadtest/bin/wrk2
 
@@ -49,8 +49,8 @@ GROUPS := bjoern-workers=worker bjoern-nginx=nginx gunicorn-workers=worker-gunic
 rust-peer:
 	loadtest/build-rust-peer.sh loadtest/bin
 
-loadtest-images: images rust-peer
-	$(LAB) $(PROFILES) build
+loadtest-images: images rust-peer generator
+	$(LAB) $(PROFILES) build $(if $(APT_PROXY),--build-arg http_proxy=$(APT_PROXY))
 
 loadtest: loadtest-images
 	$(LOADTEST_COMPOSE) --profile peers up --detach --wait

@@ -4,7 +4,8 @@
 #
 #   docker/bootstrap/ensure-packages.sh build   # make install: the venv, bjoern's and app/native's builds
 #   docker/bootstrap/ensure-packages.sh run     # make local-up: + nginx
-#   docker/bootstrap/ensure-packages.sh test    # make test: + fastText's CLI, wrk, valgrind, curl
+#   docker/bootstrap/ensure-packages.sh check   # make check: build + fastText's CLI
+#   docker/bootstrap/ensure-packages.sh test    # make test: run + check + wrk, valgrind, curl
 #
 # Env: PYTHON (python3), NO_INSTALL=1 (only say what is missing and how to install it).
 # Docker Engine is not installed here (see docker/bootstrap/README.md); Compose v2 is, by docker/bootstrap/ensure-compose.sh.
@@ -19,8 +20,8 @@ need() {  # need PACKAGE CHECK...: PACKAGE is missing when CHECK fails
 has() { PATH="$PATH:/usr/sbin:/sbin" command -v "$1"; }
 
 case "${1:-}" in
-    build|run|test) ;;
-    *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+    build|run|check|test) ;;
+    *) echo "usage: $0 build|run|check|test" >&2; exit 2 ;;
 esac
 
 need make has make
@@ -30,11 +31,13 @@ need libev-dev test -e /usr/include/ev.h          # bjoern is built from source
 need g++ has g++                                   # app/native: fastText's C++
 need python3-dev test -e /usr/include/python3.11/Python.h  # app/native's wheel for the image (Debian's python3)
 need python3-venv "$PYTHON" -c "import ensurepip, venv"
-if [ "$1" != build ]; then
+if [ "$1" = run ] || [ "$1" = test ]; then
     need nginx-light has nginx
 fi
-if [ "$1" = test ]; then
+if [ "$1" = check ] || [ "$1" = test ]; then
     need fasttext has fasttext                     # the service must answer what fastText's CLI does
+fi
+if [ "$1" = test ]; then
     need wrk has wrk                               # the load generator's tests
     need valgrind has valgrind                     # the micro-benchmark's instruction counts
     need curl has curl                             # the README's example
