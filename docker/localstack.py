@@ -28,7 +28,7 @@ STATUS_PORT = 9001
 READY_TIMEOUT = 60.0
 
 
-def _run_dir() -> Path:
+def run_dir() -> Path:
     return Path(os.environ.get("RUN_DIR") or PROJECT_ROOT / "run").resolve()
 
 
@@ -63,12 +63,12 @@ def nginx_conf(text: str, publish_addr: str, port: int = NGINX_PORT, status_port
 
 def supervisorctl_command(*args: str) -> list[str]:
     """supervisorctl on the running local stack (its status, pid, restart, ...)."""
-    return [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(_run_dir() / "supervisord.conf"), *args]
+    return [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(run_dir() / "supervisord.conf"), *args]
 
 
 def _supervisord_pid() -> int | None:
     try:
-        pid = int((_run_dir() / "supervisord.pid").read_text())
+        pid = int((run_dir() / "supervisord.pid").read_text())
         os.kill(pid, 0)
         return pid
     except (OSError, ValueError):
@@ -117,7 +117,7 @@ stdout_logfile={run}/logs/nginx.log
 
 
 def up(workers: int) -> int:
-    run = _run_dir()
+    run = run_dir()
     if _supervisord_pid():
         print(f"already up (supervisord pid {_supervisord_pid()}); `make local-down` first", file=sys.stderr)
         return 1

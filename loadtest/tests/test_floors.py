@@ -13,6 +13,8 @@ from tests.e2e.stacks import WORKERS
 from tests.e2e.traffic import BASE
 from tests.paths import ROOT
 
+pytestmark = pytest.mark.e2e  # the local stack
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_stack():

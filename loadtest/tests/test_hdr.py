@@ -183,6 +183,7 @@ def _serve():
     return server
 
 
+@pytest.mark.e2e  # the generator, built with cargo
 @pytest.mark.parametrize("path,threads,conns,rate", [("/ok", 1, 4, 200), ("/fail", 1, 4, 200),
                                                      ("/ok", 2, 16, 400)])
 def test_live_generator(gen, path, threads, conns, rate):
@@ -212,6 +213,7 @@ def test_live_generator(gen, path, threads, conns, rate):
         assert r.non_2xx_3xx == r.requests
 
 
+@pytest.mark.e2e  # the generator, built with cargo
 def test_static_wrk_script(gen, tmp_path):
     """-s reads the static wrk scripts of ../shared/tools/percore (method, body,
     headers) and refuses anything else with a clear error."""
@@ -236,6 +238,7 @@ def test_static_wrk_script(gen, tmp_path):
     assert "only wrk.method, wrk.body" in refused.stderr
 
 
+@pytest.mark.e2e  # the generator, built with cargo
 def test_report_matches_hdrhistogram_c(gen):
     """The generator's histogram and report code, fed fixed values (WRK2_SELFTEST),
     print exactly the saved report samples/selftest-expected.txt (wrk2's

@@ -17,6 +17,8 @@ from loadtest import hdr
 from tests.paths import ROOT
 from tests.e2e.stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
 
+pytestmark = pytest.mark.e2e  # make loadtest: Docker and the generator
+
 TARGETS = ["bjoern", "rust", "gunicorn", "granian"]
 RATES = [300, 600]
 

@@ -2,6 +2,8 @@
 calls of each part with the real model. No timing is asserted here; the
 figures come from running it by hand and from the load test."""
 
+import pytest
+
 from loadtest import microbench
 from tests.paths import REAL_MODEL
 
@@ -15,6 +17,7 @@ def test_microbench_runs_every_part(capsys):
     assert "POST /inferreview through the WSGI app" in figures
 
 
+@pytest.mark.e2e  # valgrind, ~30 s
 def test_microbench_counts_instructions_under_callgrind(capsys):
     """--instructions runs a part under valgrind's callgrind at two call counts;
     the per-call count must be positive and plausible (ujson encoding a small

@@ -12,6 +12,8 @@ from loadtest import plot
 from tests.paths import ROOT
 from tests.e2e.stacks import assert_port_free, containers, inspect
 
+pytestmark = pytest.mark.e2e  # make loadtest PIN=1: Docker and the generator
+
 TARGETS = ["bjoern", "rust", "rust-direct", "gunicorn", "granian"]
 RATES = [300, 600]
 NCPU = os.cpu_count()

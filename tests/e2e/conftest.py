@@ -2,9 +2,20 @@
 module-scoped (a module's stack is down before the next module's comes up),
 and `stack`, over both, finishes one before it starts the other."""
 
+from pathlib import Path
+
 import pytest
 
 from . import stacks
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in this folder is of the e2e tier (pyproject.toml's markers)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import requests
 
@@ -20,6 +23,18 @@ from .traffic import predictions
 WORKERS = 2
 PROJECT = "reviewrating"  # docker-compose.yml's name
 ENV = {**os.environ, "WORKERS": str(WORKERS)}
+# The product needs no Rust: the stacks come up (`make up`, `make local-up`)
+# with cargo and rustc off the PATH, and in their place a cargo that fails and
+# leaves RUST_CALLED behind, so a call that something ignored still shows.
+NO_RUST = Path(tempfile.mkdtemp(prefix="no-rust-"))
+RUST_CALLED = NO_RUST / "called"
+for _tool in ("cargo", "rustc", "rustup"):
+    (NO_RUST / _tool).write_text(f'#!/bin/sh\necho "$0 $*" >> {RUST_CALLED}\n'
+                                 f'echo "{_tool}: the product must not need it" >&2\nexit 97\n')
+    (NO_RUST / _tool).chmod(0o755)
+NO_RUST_ENV = {**ENV, "PATH": os.pathsep.join(
+    [str(NO_RUST)] + [d for d in ENV["PATH"].split(os.pathsep)
+                      if d and not any(os.access(os.path.join(d, t), os.X_OK) for t in ("cargo", "rustc"))])}
 
 
 def run(*cmd, timeout=900, check=True, env=None) -> subprocess.CompletedProcess:
@@ -139,6 +154,13 @@ class LocalStack(Stack):
     def pid(self, worker: str) -> int:
         return int(self.supervisorctl("pid", worker).strip())
 
+    @staticmethod
+    def nginx_processes() -> int:
+        """nginx's worker processes (worker_processes auto: one per core), each
+        with its own pool of keep-alive connections to the workers."""
+        master = int((localstack.run_dir() / "nginx" / "nginx.pid").read_text())
+        return len(open(f"/proc/{master}/task/{master}/children").read().split())
+
     def metrics(self, worker: str) -> str:
         return requests.get(f"http://127.0.0.1:{self.port(worker)}/metrics", timeout=5).text
 
@@ -153,6 +175,7 @@ class ComposeStack(Stack):
     """`make up`: a container a worker (no network: a unix socket in a shared volume) and nginx."""
 
     name = "compose"
+    made_at = 0.0  # when `make up` began (time.time())
 
     def workers(self) -> list[str]:
         return containers("worker")
@@ -176,7 +199,7 @@ class ComposeStack(Stack):
 @contextlib.contextmanager
 def local_stack():
     assert_port_free()
-    up = run("make", "local-up", f"WORKERS={WORKERS}", timeout=180, check=False)
+    up = run("make", "local-up", f"WORKERS={WORKERS}", timeout=180, check=False, env=NO_RUST_ENV)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield LocalStack()
@@ -190,8 +213,10 @@ def local_stack():
 def compose_stack():
     assert_port_free()
     try:
-        run("make", "up", f"WORKERS={WORKERS}")
-        yield ComposeStack()
+        stack = ComposeStack()
+        stack.made_at = time.time()
+        run("make", "up", f"WORKERS={WORKERS}", env=NO_RUST_ENV)
+        yield stack
     finally:
         run("make", "down")
 

@@ -2,16 +2,35 @@
 (images built locally, no registry), real containers, real HTTP on :9000.
 The checks every stack must pass are in test_smoke.py."""
 
+import os
+import re
 import time
+from datetime import datetime
 
 import pytest
 import requests
 
+from ..paths import ROOT
 from ..reference import CURL_LABEL, CURL_TEXT
+from . import stacks
 from .stacks import WORKERS, containers, inspect, run, wait_healthy
 from .traffic import BASE, under_load
 
 pytestmark = pytest.mark.usefixtures("compose_stack")
+
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's, as the README names it
+
+
+def test_make_up_needs_no_rust_and_builds_nothing_of_the_load_test(compose_stack):
+    """The fixture's `make up` ran with cargo and rustc off the PATH (a cargo
+    that fails in their place, stacks.NO_RUST_ENV): it never called them, and
+    it built none of the load test's images (the generator's, the peers')."""
+    assert not stacks.RUST_CALLED.exists(), stacks.RUST_CALLED.read_text()
+    for image in ("reviewrating-wrk2", "reviewrating-peers", "reviewrating-rust-peer"):
+        found = run("docker", "image", "inspect", "--format", "{{.Created}}", image, check=False)
+        if found.returncode == 0:  # made earlier, by a load test
+            created = datetime.fromisoformat(found.stdout.strip().split(".")[0].rstrip("Z") + "+00:00")
+            assert created.timestamp() < compose_stack.made_at, (image, created)
 
 
 def test_one_worker_container_per_requested_worker_and_only_nginx_listens():
@@ -113,8 +132,29 @@ def test_rollout_replaces_every_worker_under_load_losing_nothing():
     print(f"\nrollout of {WORKERS} workers: {len(results)} requests, none failed")
 
 
-def test_plain_docker_compose_up_works_once_images_exist():
+def test_plain_docker_compose_up_build_works():
+    """The design's way in, without make: `docker compose up --build` (the base
+    image is there; the host's CA bundle lent as the README says, where it has
+    one), with no Rust on the PATH."""
     run("docker", "compose", "down")
-    run("docker", "compose", "up", "--detach", "--wait")
+    env = dict(stacks.NO_RUST_ENV)
+    if os.path.isfile(HOST_CA_BUNDLE):
+        env["BUILD_CA_BUNDLE"] = HOST_CA_BUNDLE
+    run("docker", "compose", "up", "--build", "--detach", "--wait", env=env)
     r = requests.post(f"{BASE}/inferreview", data={"text": CURL_TEXT})
     assert r.status_code == 200 and list(r.json()) == [CURL_LABEL]
+    assert not stacks.RUST_CALLED.exists(), stacks.RUST_CALLED.read_text()
+
+
+def test_the_worker_image_holds_exactly_the_locked_packages():
+    """What goes into the image is what was committed: requirements.txt's
+    pins (installed by sha256), app/native built from this tree, and not the
+    build tools (setuptools, pybind11), which stay in the builder stage."""
+    frozen = run("docker", "run", "--rm", "--entrypoint", "pip", "reviewrating-worker:latest",
+                 "freeze", "--all").stdout.splitlines()
+    installed = {line.split("==")[0].split(" @ ")[0].lower(): line for line in frozen}
+    locked = {name: f"{name}=={version}" for name, version in
+              re.findall(r"^([A-Za-z0-9._-]+)==(\S+) ", (ROOT / "requirements.txt").read_text(), re.M)}
+    assert installed.pop("reviewrating-native").startswith("reviewrating-native @ file:")
+    installed.pop("pip")  # the venv's own
+    assert installed == locked

@@ -18,9 +18,16 @@ from docker.ready import wait_for
 
 from ..paths import REAL_MODEL, ROOT, shared_file
 from ..reference import ACCURACY
+from . import stacks
 from .traffic import BASE
 
 pytestmark = pytest.mark.usefixtures("local_stack")
+
+
+def test_make_local_up_needs_no_rust():
+    """The fixture's `make local-up` ran with cargo and rustc off the PATH (a
+    cargo that fails in their place, stacks.NO_RUST_ENV) and never called them."""
+    assert not stacks.RUST_CALLED.exists(), stacks.RUST_CALLED.read_text()
 
 
 def raw_http(payload: bytes) -> bytes:
