@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -68,8 +69,6 @@ REQUIREMENTS = ["requirements.txt", "requirements-build.txt", "requirements-dev.
 
 
 def pins(text: str) -> dict[str, str]:
-    import re
-
     norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
     return {norm(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", text, re.M)}
 
@@ -86,3 +85,13 @@ def test_every_requirement_is_pinned_with_hashes_as_its_in_file_says():
         wanted = pins((ROOT / name.replace(".txt", ".in")).read_text())
         got = pins(text)
         assert {k: got.get(k) for k in wanted} == wanted, name
+
+
+def test_make_help_names_every_command():
+    """The README says `make help` lists every command: every .PHONY target."""
+    makefiles = (ROOT / "Makefile").read_text() + (ROOT / "loadtest" / "loadtest.mk").read_text()
+    phony = set(" ".join(re.findall(r"^\.PHONY:((?:.*\\\n)*.*)$", makefiles, re.M)).replace("\\", " ").split())
+    shown = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout
+    named = set(re.findall(r"make ([a-z-]+)", shown)) | set(re.findall(r"\| ([a-z-]+)", shown))
+    assert phony and phony - {"help"} <= named, sorted(phony - named)
