@@ -56,7 +56,7 @@ NATIVE := $(wildcard app/native/*.cpp) app/native/setup.py app/native/pyproject.
 
 # The build tools first, hash-checked, and no build isolation: no package is
 # built with tools pip fetched unchecked (as in docker/worker.Dockerfile).
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-build.txt $(NATIVE)
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt requirements-build.txt $(NATIVE)
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh build
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-build.txt
@@ -85,13 +85,13 @@ model:
 
 local-up: install model
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh run
-	$(PY) -m docker.localstack up $(if $(WORKERS),--workers $(WORKERS))
+	$(PY) -m stacktools.localstack up $(if $(WORKERS),--workers $(WORKERS))
 
 local-down:
-	$(PY) -m docker.localstack down
+	$(PY) -m stacktools.localstack down
 
 local-status:
-	$(PY) -m docker.localstack status
+	$(PY) -m stacktools.localstack status
 
 # The everyday tier: unit and real-model tests, no Docker, no cargo (pytest -m "not e2e").
 check: install model
@@ -122,7 +122,7 @@ images: compose model
 
 up: images
 	$(COMPOSE) up --detach --wait
-	@$(PYTHON) -m docker.ready http://127.0.0.1:9000/readyz --timeout 60 || { $(COMPOSE) ps; exit 1; }
+	@PYTHONPATH=docker $(PYTHON) -m stacktools.ready http://127.0.0.1:9000/readyz --timeout 60 || { $(COMPOSE) ps; exit 1; }
 	@echo "up: http://127.0.0.1:9000"
 
 down: compose
@@ -138,11 +138,11 @@ logs: compose
 rollout: compose
 	docker/rollout.sh
 
-# Docker Swarm, from the same compose file (docker/swarm.py translates it).
+# Docker Swarm, from the same compose file (docker/stacktools/swarm.py translates it).
 STACK ?= reviewrating
 swarm-deploy: images
 	mkdir -p run
-	$(COMPOSE) config --format json | python3 -m docker.swarm > run/stack.json
+	$(COMPOSE) config --format json | PYTHONPATH=docker python3 -m stacktools.swarm > run/stack.json
 	docker stack deploy --compose-file run/stack.json $(STACK)
 
 swarm-rm:

@@ -53,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from docker import localstack, ready
+from stacktools import localstack, ready
 from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent

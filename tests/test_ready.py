@@ -1,5 +1,6 @@
-"""docker/ready.py, the one poll-until-ready loop, against a real HTTP server and real processes."""
+"""docker/stacktools/ready.py, the one poll-until-ready loop, against a real HTTP server and real processes."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -7,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from docker.ready import NotReady, wait_for, wait_until_ready
+from stacktools.ready import NotReady, wait_for, wait_until_ready
 
 from .paths import ROOT
 
@@ -65,12 +66,13 @@ def test_a_check_returns_why_not_and_wait_for_a_predicate():
 
 
 def test_the_command_make_up_runs_with_the_system_python(server):
-    """`python3 -m docker.ready URL` from the root, as `make up` runs it (no venv):
-    it must find this docker/ and not an installed docker SDK."""
+    """`PYTHONPATH=docker python3 -m stacktools.ready URL` from the root, as
+    `make up` runs it (no venv: the standard library only)."""
     _Warming.refusals = 2
-    ok = subprocess.run(["python3", "-m", "docker.ready", server + "/readyz", "--timeout", "30"],
-                        cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": "docker"}
+    ok = subprocess.run(["python3", "-m", "stacktools.ready", server + "/readyz", "--timeout", "30"],
+                        cwd=ROOT, capture_output=True, text=True, env=env)
     assert (ok.returncode, ok.stderr) == (0, "")
-    refused = subprocess.run(["python3", "-m", "docker.ready", "http://127.0.0.1:1/readyz", "--timeout", "0.5"],
-                             cwd=ROOT, capture_output=True, text=True)
+    refused = subprocess.run(["python3", "-m", "stacktools.ready", "http://127.0.0.1:1/readyz", "--timeout", "0.5"],
+                             cwd=ROOT, capture_output=True, text=True, env=env)
     assert refused.returncode == 1 and "not ready after 0.5 s" in refused.stderr, refused.stderr

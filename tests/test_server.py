@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from docker.ready import wait_for, wait_until_ready
+from stacktools.ready import wait_for, wait_until_ready
 
 from .paths import REAL_MODEL, ROOT
 

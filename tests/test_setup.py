@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from docker import swarm
-from docker.localstack import nginx_conf
+from stacktools import swarm
+from stacktools.localstack import nginx_conf
 
 from .paths import ROOT
 
@@ -49,7 +49,7 @@ def test_local_mode_listens_on_loopback_unless_told():
 
 
 def test_swarm_restarts_any_ended_task_and_limits_memory():
-    """docker/swarm.py on the compose file's own configuration (as `make swarm-deploy` gives it)."""
+    """docker/stacktools/swarm.py on the compose file's own configuration (as `make swarm-deploy` gives it)."""
 
     config = {"services": {
         "worker": {"image": "w", "restart": "unless-stopped", "mem_limit": "268435456", "pids_limit": 32,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from docker.ready import wait_for
+from stacktools.ready import wait_for
 from loadtest import hdr
 from tests.paths import ROOT
 from tests.e2e.stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run

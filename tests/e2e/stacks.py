@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
-from docker import localstack
-from docker.ready import wait_for, wait_until_ready
+from stacktools import localstack
+from stacktools.ready import wait_for, wait_until_ready
 
 from ..paths import ROOT
 from .traffic import predictions

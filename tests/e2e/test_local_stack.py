@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from app.normalize import review_text
-from docker.ready import wait_for
+from stacktools.ready import wait_for
 
 from ..paths import REAL_MODEL, ROOT, shared_file
 from ..reference import ACCURACY
@@ -138,7 +138,7 @@ def test_nginx_own_errors_are_json(payload, status):
 def test_the_status_port_refuses_other_addresses_with_json(tmp_path):
     """A second nginx from the same config whose status port admits no loopback
     address: nginx's 403 there is JSON, like every other error of its own."""
-    from docker.localstack import nginx_conf
+    from stacktools.localstack import nginx_conf
 
     ports = []
     for _ in range(2):

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from app.config import Limits
-from docker.ready import wait_for
+from stacktools.ready import wait_for
 
 from ..bad_inputs import BAD_INPUTS, oversized
 from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT, MODEL_SHA256, PREDICTIONS

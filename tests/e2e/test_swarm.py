@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from docker.ready import NotReady, answers, wait_for, wait_until_ready
+from stacktools.ready import NotReady, answers, wait_for, wait_until_ready
 
 from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT
 from . import stacks

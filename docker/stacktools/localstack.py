@@ -1,8 +1,8 @@
 """The whole topology without Docker: N bjoern workers and nginx on :9000 under supervisord.
 
-    python -m docker.localstack up [--workers N]   # start in the background, return once ready
-    python -m docker.localstack down               # stop everything
-    python -m docker.localstack status
+    python -m stacktools.localstack up [--workers N]   # start in the background, return once ready
+    python -m stacktools.localstack down               # stop everything
+    python -m stacktools.localstack status
 
 `make local-up` / `make local-down` call this. Runtime files (generated
 configs, sockets, pid files, logs) go to `run/` (RUN_DIR). Workers listen on
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from app.config import PROJECT_ROOT, Settings
-from docker.ready import NotReady, wait_for, wait_until_ready
+from stacktools.ready import NotReady, wait_for, wait_until_ready
 
 NGINX_PORT = 9000  # fixed in nginx/nginx.conf
 STATUS_PORT = 9001
@@ -196,7 +196,7 @@ def default_workers() -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m docker.localstack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stacktools.localstack", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or default_workers()))

@@ -1,7 +1,7 @@
 """Wait until a server answers: the one poll loop of everything that starts a server
-(`make up`, docker/localstack.py, loadtest/floors.py, the tests).
+(`make up`, docker/stacktools/localstack.py, loadtest/floors.py, the tests).
 
-    python3 -m docker.ready URL [URL ...] [--timeout S]   # 0 once each URL answers GET with 200
+    python3 -m stacktools.ready URL [URL ...] [--timeout S]   # 0 once each URL answers GET with 200
 
 Standard library only: `make up` runs it with the system python3.
 """
@@ -83,7 +83,7 @@ def wait_until_ready(target, timeout: float = 60.0, process=None, interval: floa
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m docker.ready", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m stacktools.ready", description=__doc__.split("\n")[0])
     parser.add_argument("urls", nargs="+", metavar="URL")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     args = parser.parse_args(argv)

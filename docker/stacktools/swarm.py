@@ -1,6 +1,6 @@
 """docker-compose.yml, as Docker Swarm's `docker stack deploy` takes it.
 
-    docker compose config --format json | python3 -m docker.swarm > stack.yml
+    docker compose config --format json | python3 -m stacktools.swarm > stack.yml
     docker stack deploy -c stack.yml reviewrating
 
 The compose file is the one source; this only translates what Swarm reads
