@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The load test's Rust peer, messense/fasttext-serving, built on the host from
-# crates.io (cargo inside build containers fails TLS here, as pip does) and
+# crates.io (Rust is the load test's need: no image carries a toolchain) and
 # copied into OUTDIR for loadtest/rust-peer.Dockerfile. The host is bookworm, like
 # the image, so the binary's glibc and libstdc++ match.
 #
 #   loadtest/build-rust-peer.sh OUTDIR
 #
-# Built once (~6 min on 2 cores) into a cache outside the clone
+# Built once (minutes: the crate and its dependencies) into a cache outside the clone
 # (RUST_PEER_CACHE, default ~/.cache/reviewrating), so a fresh clone on the same
 # machine (CI) reuses it.
 set -euo pipefail
@@ -19,7 +19,7 @@ BIN="$CACHE/bin/fasttext-serving"
 
 command -v cargo >/dev/null || { echo "build-rust-peer: cargo is missing (https://rustup.rs, or apt-get install cargo)" >&2; exit 1; }
 if [ ! -x "$BIN" ]; then
-    echo "[build-rust-peer] cargo install fasttext-serving $VERSION (once, ~6 min)" >&2
+    echo "[build-rust-peer] cargo install fasttext-serving $VERSION (once, a few minutes)" >&2
     # --locked: the crate's own Cargo.lock, so the build is the published one.
     # Only the HTTP server (the gRPC one needs protoc).
     cargo install --quiet --locked --root "$CACHE" --version "=$VERSION" \

@@ -60,10 +60,10 @@ loadtest: loadtest-images
 	done; \
 	LOADTEST_USER=$$(id -u):$$(id -g) CPU_GROUPS="$$groups" $(LOADTEST_COMPOSE) $(PROFILES) run --rm wrk2 make loadtest
 
-plot: loadtest-images
-	mkdir -p $(LOADTEST_RESULTS)
-	LOADTEST_USER=$$(id -u):$$(id -g) $(LAB) $(PROFILES) run --rm wrk2 make plot
+# The plots from the saved spectra, on the host (the venv has matplotlib): no image is built.
+plot: install
+	$(PY) -m loadtest.plot $(LOADTEST_RESULTS)
 
-soak: loadtest-images
+soak: install loadtest-images
 	$(COMPOSE) up --detach --wait
 	$(PY) -m loadtest.soak --out $(LOADTEST_RESULTS)/soak

@@ -3,9 +3,8 @@
     .venv/bin/python -m loadtest.soak [--rate 9800] [--duration 10m] [--out loadtest/results/soak]
 
 Runs the wrk2 container (loadtest/compose.yml, profile loadtest) for
-DURATION at RATE (default: 70 % of 14 000 req/s, the highest rate the
-default stack kept up with on our 2-core machine, loadtest/RESULTS.md) and,
-meanwhile, reads every worker container's resident memory (VmRSS of its
+DURATION at RATE (default: 70 % of the highest rate the default stack kept
+up with in a sweep; loadtest/RESULTS.md says which) and, meanwhile, reads every worker container's resident memory (VmRSS of its
 process, from the host's /proc) once every SAMPLE seconds. Passes when no
 request failed and every worker's RSS stayed within 5 % from minute 2 to the
 end. Writes the generator's output, the samples and a verdict (soak.md).

@@ -16,9 +16,8 @@ would pin to one task).
 
 nginx runs on every node (`mode: global`) and publishes 9000 on its node
 itself (`mode: host`), on all the node's addresses: Swarm cannot bind a
-published port to 127.0.0.1 as Compose does, and its routing mesh (which
-did not route at all on our build machine) would only put a second load
-balancer in front of nginx. Workers may run on any node; each nginx reaches
+published port to 127.0.0.1 as Compose does, and its routing mesh would
+only put a second load balancer in front of nginx. Workers may run on any node; each nginx reaches
 them all over the overlay network.
 
 Compose puts nginx on the host's network and the workers on none, talking

@@ -3,11 +3,11 @@ each one's CPU per request (user + sys from /usr/bin/time, over the requests it
 reports), the server's (nginx + workers, /proc/PID/stat), achieved rate and
 p50/p90/p99, the generators alternated within each round.
 
-    python3 loadtest/report/generator/compare.py --out DIR \\
+    .venv/bin/python -m loadtest.compare_generators --out DIR \\
         --gen new=loadtest/bin/wrk2 --gen old=/tmp/old-wrk2 --gen real=/tmp/wrk2/wrk \\
         --rates 3000,6000,8000 --rounds 2
     ... --stall --rates 2000   # workers SIGSTOPped 1 s at 10 s of each run
-    python3 loadtest/report/generator/compare.py --out DIR --summary   # DIR/summary.md
+    .venv/bin/python -m loadtest.compare_generators --out DIR --summary   # DIR/summary.md
 
 A generator named `real` (giltene/wrk2) gets the body through a wrk script
 (-s), as it takes no positional body; the others take it positionally.
@@ -18,16 +18,14 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "loadtest"))
-import floors  # noqa: E402
-import hdr  # noqa: E402
+from loadtest import floors, hdr
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BODY = "text=I+love+this+product.+It+works+great+and+arrived+on+time."
 URL = "http://127.0.0.1:9000/inferreview"
