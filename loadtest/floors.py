@@ -192,13 +192,14 @@ def product_pids(run: Path) -> tuple[list[int], list[int]]:
         supervisord = int((run / "supervisord.pid").read_text())
     except OSError:
         raise SystemExit(f"the local stack is not up ({run}): run `make local-up` first") from None
-    workers, nginx = [], []
-    for pid in children(supervisord):
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if b"nginx" in cmd[0]:
-            nginx = [pid, *children(pid)]
-        elif b"app" in cmd:
-            workers.append(pid)
+    # nginx by its pid file, not by a name in the command line: the project's
+    # own path (a checkout named after nginx) would match that too.
+    try:
+        nginx = nginx_pids(run / "nginx" / "nginx.pid")
+    except (OSError, ValueError):
+        nginx = []
+    workers = [pid for pid in children(supervisord) if pid not in nginx
+               and b"app" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     if not workers or not nginx:
         raise SystemExit(f"no workers or no nginx under supervisord {supervisord}")
     return workers, nginx
