@@ -6,7 +6,7 @@
 # and fills the templates beside it with envsubst, given the list of names so
 # that nginx's own $variables pass through untouched.
 #
-#   render.sh DIR ADDRESS...  write DIR/nginx.conf and upstream.conf
+#   render.sh DIR ADDRESS...  write DIR/nginx.conf, proxy.conf and upstream.conf
 #                             for these workers (host:port or unix:/path)
 #   render.sh --settings      print the settings in effect as NAME=value, and the
 #                             addresses they give (NGINX_LISTEN, NGINX_STATUS_LISTEN:
@@ -14,7 +14,7 @@
 #   render.sh --get NAME      print one of those
 set -eu
 case "$0" in */*) HERE=${0%/*} ;; *) HERE=. ;; esac
-TEMPLATES="nginx.conf upstream.conf"
+TEMPLATES="nginx.conf proxy.conf upstream.conf"
 nl='
 '
 

@@ -18,7 +18,7 @@ DEFAULTS = nginxconf.settings()
 
 def rendered(tmp_path, addresses=("127.0.0.1:8001",), **overrides) -> str:
     nginxconf.render(tmp_path, list(addresses), **overrides)
-    return "".join((tmp_path / name).read_text() for name in ("nginx.conf", "upstream.conf"))
+    return "".join((tmp_path / name).read_text() for name in ("nginx.conf", "proxy.conf", "upstream.conf"))
 
 
 def test_every_placeholder_is_filled_and_nginx_variables_are_left(tmp_path):
@@ -68,7 +68,7 @@ def test_addresses_ipv6_in_brackets_and_unspecified_reached_on_loopback():
 def test_admission_bounds_and_body_limit_stand_where_they_act_and_in_the_error_texts(tmp_path):
     conf = rendered(tmp_path, NGINX_CLIENT_IN_FLIGHT=10, NGINX_CLIENT_BATCHES=2, NGINX_WORKER_IN_FLIGHT=7,
                     NGINX_MAX_BODY_BYTES=65536)
-    assert conf.count("limit_conn per_client 10;") == 2 and "limit_conn per_client_batch 2;" in conf
+    assert conf.count("limit_conn per_client 10;") == 1 and "limit_conn per_client_batch 2;" in conf
     assert "server 127.0.0.1:8001 max_conns=7 " in conf
     assert "client_max_body_size 65536;" in conf and "client_body_buffer_size 65536;" in conf
     assert "from this address (10, of them 2 batches);" in conf

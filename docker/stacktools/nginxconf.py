@@ -3,7 +3,7 @@ renderer (the nginx image runs it too, with no Python), so the settings have one
 reader and one rule for overrides.
 
     settings(**overrides)                  # {"NGINX_PORT": "9000", ..., "NGINX_URL": "http://127.0.0.1:9000"}
-    render(directory, addresses, **overrides)   # nginx.conf and upstream.conf there
+    render(directory, addresses, **overrides)   # nginx.conf, proxy.conf, upstream.conf there
 
 `overrides` (NAME=value) go over the environment, which goes over
 nginx/settings.env; an empty value leaves the default.
@@ -30,5 +30,5 @@ def settings(**overrides) -> dict[str, str]:
 
 
 def render(directory: Path, addresses: list[str], **overrides) -> None:
-    """nginx's configuration in `directory`, for the workers at `addresses` (host:port, unix:/path)."""
+    """nginx's configuration files in `directory`, for the workers at `addresses` (host:port, unix:/path)."""
     _render([str(directory), *addresses], overrides)
