@@ -76,7 +76,7 @@ probe() {
 
 # The addresses the running nginx routes to, as its status port says.
 serving() {
-    curl -fsS -m 2 "$STATUS_URL/upstreams" 2>/dev/null | tr ' ' '\n' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' '
+    curl -fsS -m 2 "$STATUS_URL/upstreams" 2>/dev/null | tr ' ' '\n' | sort -u | tr '\n' ' '
 }
 
 reload_to() {  # reload_to ADDRESSES: until nginx's running configuration has them (<= 10 s)

@@ -2,6 +2,7 @@
 nginx/render.sh writes, and the values other files carry that must agree with
 them. The rendered configuration at work is tests/e2e's."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,7 +11,9 @@ import pytest
 
 from app.config import Limits
 from stacktools import nginxconf, swarm
+from stacktools.ready import wait_for
 
+from .e2e.stacks import run
 from .paths import ROOT
 
 DEFAULTS = nginxconf.settings()
@@ -140,3 +143,26 @@ def test_swarms_ports_are_the_settings():
     services = swarm.stack(config)["services"]
     assert services["worker"]["environment"]["PORT"] == DEFAULTS["WORKER_PORT"]
     assert [(p["target"], p["published"]) for p in services["nginx"]["ports"]] == [(int(DEFAULTS["NGINX_PORT"]),) * 2]
+
+
+@pytest.mark.e2e  # Docker: the nginx image
+def test_the_container_follows_workers_found_by_name():
+    """By name (WORKER_HOST: Swarm, the load test's Rust peer): a second address
+    under the workers' name is rendered and reloaded, and the status page lists
+    it once nginx routes to it, as `make rollout` waits for. The container has
+    its own network, and runs as root only to add the address to /etc/hosts."""
+    run("make", "images")
+    name = f"reviewrating-nginx-dns-{os.getpid()}"
+    run("docker", "run", "--detach", "--rm", "--name", name, "--user", "0", "--add-host", "workers:127.0.0.1",
+        "--env", "WORKER_HOST=workers", "reviewrating-nginx:latest")
+    try:
+        def workers() -> str:
+            page = run("docker", "exec", name, "curl", "-sS", "-m", "2", f"{DEFAULTS['NGINX_STATUS_URL']}/metrics",
+                       check=False).stdout
+            return "".join(re.findall(r"^nginx_upstream_workers (\d+)$", page, re.M))
+
+        wait_for(lambda: workers() == "1", 30, "nginx's status page", interval=0.5)
+        run("docker", "exec", name, "sh", "-c", "echo '127.0.0.2 workers' >> /etc/hosts")
+        wait_for(lambda: workers() == "2", 15, "nginx to route to the second address", interval=0.5)
+    finally:
+        run("docker", "rm", "--force", name, check=False)
