@@ -44,7 +44,10 @@ for n in NGINX_PORT NGINX_STATUS_PORT WORKER_PORT; do
     get "$n"
     [ "$v" -le 65535 ] || die "$n must be a port, not '$v'"
 done
-[ "$NGINX_WORKER_PROCESSES" = auto ] || number NGINX_WORKER_PROCESSES
+case "$NGINX_WORKER_PROCESSES" in
+    auto) ;;
+    '' | 0* | *[!0-9]*) die "NGINX_WORKER_PROCESSES must be auto or a positive whole number, not '$NGINX_WORKER_PROCESSES'" ;;
+esac
 for n in NGINX_LISTEN_ADDR NGINX_STATUS_ADDR; do
     get "$n"
     case "$v" in *[!0-9A-Za-z.:-]*) die "$n must be an address, not '$v'" ;; esac
