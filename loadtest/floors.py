@@ -1,8 +1,8 @@
 """The floors under the product's cost: what nginx and bjoern cost with no app at all.
 
 Beside the running local stack (`make local-up`: nginx :9000 -> the real
-workers), this starts, from the same nginx config and the same nginx and
-bjoern binaries:
+workers), this starts, from the same nginx config (nginx/render.sh, with these
+stacks' ports and processes as settings) and the same nginx and bjoern binaries:
 
 - **falcon**: nginx on :9006 -> N bjoern processes running a Falcon app that
   reads the form with the product's handler and answers a constant JSON of
@@ -53,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stacktools import localstack, ready
+from stacktools import localstack, nginxconf, ready
 from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
@@ -121,26 +121,22 @@ def pid_ids(pids) -> list[str]:
     return [f"pid:{p}" for p in pids]
 
 
-def nginx_conf(ports: tuple[int, int], answer_itself: bool, processes: str = "auto",
-               extra_route: str = "") -> str:
-    """nginx.conf on `ports` (loopback only), with `extra_route` public too (the Rust peer's)."""
-    swaps = [("worker_processes auto;", f"worker_processes {processes};")]
-    if extra_route:
-        swaps.append(("/inferreview 1;", f"/inferreview 1; {extra_route} 1;"))
-    if answer_itself:
-        swaps.append(("proxy_pass http://workers;", "return 200 '%s';" % ANSWER.decode()))
-    return localstack.nginx_conf((ROOT / "nginx" / "nginx.conf").read_text(), "127.0.0.1", *ports, tuple(swaps))
+def nginx_settings(ports: tuple[int, int], answer_itself: bool, processes: str = "auto",
+                   extra_route: str = "") -> dict[str, str]:
+    """A stack's nginx: `ports` on loopback only, `processes` of it, `extra_route`
+    public too (the Rust peer's), answering ANSWER itself on / if `answer_itself`."""
+    return {"NGINX_PORT": str(ports[0]), "NGINX_STATUS_PORT": str(ports[1]),
+            "NGINX_LISTEN_ADDR": "127.0.0.1", "NGINX_STATUS_ADDR": "127.0.0.1",
+            "NGINX_WORKER_PROCESSES": str(processes), "NGINX_EXTRA_ROUTE": extra_route,
+            "NGINX_ANSWER": ANSWER.decode() if answer_itself else ""}
 
 
 def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: list[str],
                 answer_itself: bool, pin: list[str], processes: str) -> Path:
     d = workdir / name
     (d / "tmp").mkdir(parents=True)
-    (d / "nginx.conf").write_text(nginx_conf(ports, answer_itself, processes,
-                                             sweep.RUST_PATH if name == "rust" else ""))
-    (d / "upstream.conf").write_text(subprocess.run(
-        [str(ROOT / "nginx" / "render-upstream.sh"), *upstreams],
-        check=True, capture_output=True, text=True).stdout)
+    nginxconf.render(d, upstreams, **nginx_settings(ports, answer_itself, processes,
+                                                     sweep.RUST_PATH if name == "rust" else ""))
     subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
     return d / "nginx.pid"
 
@@ -192,13 +188,14 @@ def product_pids(run: Path) -> tuple[list[int], list[int]]:
         supervisord = int((run / "supervisord.pid").read_text())
     except OSError:
         raise SystemExit(f"the local stack is not up ({run}): run `make local-up` first") from None
-    workers, nginx = [], []
-    for pid in children(supervisord):
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if b"nginx" in cmd[0]:
-            nginx = [pid, *children(pid)]
-        elif b"app" in cmd:
-            workers.append(pid)
+    # nginx by its pid file, not by a name in the command line: the project's
+    # own path (a checkout named after nginx) would match that too.
+    try:
+        nginx = nginx_pids(run / "nginx" / "nginx.pid")
+    except (OSError, ValueError):
+        nginx = []
+    workers = [pid for pid in children(supervisord) if pid not in nginx
+               and b"app" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     if not workers or not nginx:
         raise SystemExit(f"no workers or no nginx under supervisord {supervisord}")
     return workers, nginx
@@ -247,7 +244,7 @@ def main(argv=None) -> int:
         run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
         product_workers, product_nginx = product_pids(run)
         groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
-        targets = {"product": "http://127.0.0.1:9000"}
+        targets = {"product": nginxconf.settings(**localstack.nginx_addresses())["NGINX_URL"]}
     with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
         workdir = Path(tmp)
         try:

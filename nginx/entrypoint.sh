@@ -11,20 +11,20 @@
 # sockets in DIR, a volume they share with nginx (app/server.py: one socket
 # per container, removed when it drains), and the list follows that directory.
 #
-# Env: WORKER_HOST (worker), WORKER_PORT (8000), WORKER_SOCKETS (unset: by
-# DNS), WORKERS (how many to wait for at start, default 1),
-# NGINX_WORKER_PROCESSES (auto: one per core), NGINX_LISTEN_ADDR and
-# NGINX_STATUS_ADDR (the addresses :9000 and :9001 bind; unset: all of the
-# container's, right in its own network namespace, not on the host's),
-# NGINX_RUN_DIR (/tmp/nginx, a tmpfs: the root file system is read-only),
-# NGINX_EXTRA_ROUTE (one more public path, for the load test's Rust peer: /predict).
+# The configuration is nginx/render.sh's, from nginx/settings.env and the
+# environment (NGINX_LISTEN_ADDR, NGINX_STATUS_ADDR, NGINX_WORKER_PROCESSES,
+# NGINX_EXTRA_ROUTE, WORKER_PORT, ...; unset addresses: all of the container's).
+# Env of its own: WORKER_HOST (worker), WORKER_SOCKETS (unset: by DNS), WORKERS
+# (how many to wait for at start, default 1), NGINX_RUN_DIR (/tmp/nginx, a
+# tmpfs: the root file system is read-only).
 set -eu
+CONF=/etc/reviewrating
 WORKER_HOST="${WORKER_HOST:-worker}"
-WORKER_PORT="${WORKER_PORT:-8000}"
+WORKER_PORT="$("$CONF/render.sh" --get WORKER_PORT)"  # and the settings are valid
+STATUS_URL="$("$CONF/render.sh" --get NGINX_STATUS_URL)"
 WORKER_SOCKETS="${WORKER_SOCKETS:-}"
 WORKERS="${WORKERS:-1}"
 RUN_DIR="${NGINX_RUN_DIR:-/tmp/nginx}"
-CONF=/etc/reviewrating
 
 resolve() {
     if [ -n "$WORKER_SOCKETS" ]; then
@@ -34,21 +34,10 @@ resolve() {
     fi
 }
 
-render() {
-    # shellcheck disable=SC2086
-    "$CONF/render-upstream.sh" $1 > "$RUN_DIR/upstream.conf.new"
-    mv "$RUN_DIR/upstream.conf.new" "$RUN_DIR/upstream.conf"
-}
+# shellcheck disable=SC2086
+render() { "$CONF/render.sh" "$RUN_DIR" $1; }
 
 mkdir -p "$RUN_DIR/tmp"
-EXTRA_ROUTE="${NGINX_EXTRA_ROUTE:-}"
-echo "$EXTRA_ROUTE" | grep -qE '^(/[A-Za-z0-9._-]+)*$' ||
-    { echo "nginx-entrypoint: NGINX_EXTRA_ROUTE must be a path like /predict, not '$EXTRA_ROUTE'" >&2; exit 1; }
-sed -e "s#^\( *\)/inferreview 1;#\1/inferreview 1;${EXTRA_ROUTE:+ $EXTRA_ROUTE 1;}#" \
-    -e "s/^worker_processes .*;/worker_processes ${NGINX_WORKER_PROCESSES:-auto};/" \
-    -e "s/^\( *listen \)9000\b/\1${NGINX_LISTEN_ADDR:+$NGINX_LISTEN_ADDR:}9000/" \
-    -e "s/^\( *listen \)9001\b/\1${NGINX_STATUS_ADDR:+$NGINX_STATUS_ADDR:}9001/" \
-    "$CONF/nginx.conf" > "$RUN_DIR/nginx.conf"
 
 waited=0
 addresses="$(resolve)"
@@ -59,7 +48,7 @@ done
 echo "nginx-entrypoint: workers $addresses" >&2
 render "$addresses"
 
-# Upstream health for /metrics on the status port (nginx.conf, 9001): the
+# Upstream health for /metrics on the status port (nginx.conf): the
 # workers in nginx's running configuration and whether each answered /readyz
 # at the last probe (every 10 s, and at once after each reload). Written only
 # once a reload has taken effect, so `make rollout` (docker/rollout.sh) reads
@@ -87,7 +76,7 @@ probe() {
 
 # The addresses the running nginx routes to, as its status port says.
 serving() {
-    curl -fsS -m 2 http://127.0.0.1:9001/upstreams 2>/dev/null | tr ' ' '\n' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' '
+    curl -fsS -m 2 "$STATUS_URL/upstreams" 2>/dev/null | tr ' ' '\n' | sort -u | tr '\n' ' '
 }
 
 reload_to() {  # reload_to ADDRESSES: until nginx's running configuration has them (<= 10 s)

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from stacktools import swarm
-from stacktools.localstack import nginx_conf
+from stacktools import localstack, nginxconf, swarm
 
 from .paths import ROOT
 
@@ -39,13 +38,18 @@ def test_nothing_to_do_when_every_package_is_there(target):
     assert (result.returncode, result.stderr) == (0, ""), target
 
 
-def test_local_mode_listens_on_loopback_unless_told():
-    conf = (ROOT / "nginx" / "nginx.conf").read_text()
-    local = nginx_conf(conf, "127.0.0.1")
-    assert "listen 127.0.0.1:9000 backlog=4096;" in local and "listen 127.0.0.1:9001;" in local
-    wide = nginx_conf(conf, "0.0.0.0")
-    assert "listen 0.0.0.0:9000 " in wide and "listen 127.0.0.1:9001;" in wide  # the status port stays
-    assert "listen [::1]:9000 " in nginx_conf(conf, "::1")
+def test_local_mode_listens_on_loopback_unless_told(tmp_path):
+    """The local stack's nginx as nginx/render.sh writes it for each PUBLISH_ADDR."""
+    port, status_port = (nginxconf.settings()[name] for name in ("NGINX_PORT", "NGINX_STATUS_PORT"))
+
+    def listens(publish_addr):
+        nginxconf.render(tmp_path, ["127.0.0.1:8001"], **localstack.nginx_addresses(publish_addr))
+        return re.findall(r"^ *listen (.*);$", (tmp_path / "nginx.conf").read_text(), re.M)
+
+    assert listens("127.0.0.1") == [f"127.0.0.1:{port} backlog=4096", f"127.0.0.1:{status_port}"]
+    # the status port stays on loopback
+    assert listens("0.0.0.0") == [f"0.0.0.0:{port} backlog=4096", f"127.0.0.1:{status_port}"]
+    assert listens("::1") == [f"[::1]:{port} backlog=4096", f"127.0.0.1:{status_port}"]
 
 
 def test_swarm_restarts_any_ended_task_and_limits_memory():

@@ -3,8 +3,8 @@
 # missing ones (as root, with apt-get), or stop at once with the exact command.
 #
 #   docker/bootstrap/ensure-packages.sh build   # make install: the venv, bjoern's and app/native's builds
-#   docker/bootstrap/ensure-packages.sh run     # make local-up: + nginx
-#   docker/bootstrap/ensure-packages.sh check   # make check: build + fastText's CLI
+#   docker/bootstrap/ensure-packages.sh run     # make local-up: + nginx, envsubst (nginx/render.sh)
+#   docker/bootstrap/ensure-packages.sh check   # make check: build + fastText's CLI, envsubst
 #   docker/bootstrap/ensure-packages.sh test    # make test: run + check + wrk, valgrind, curl
 #
 # Env: PYTHON (python3), NO_INSTALL=1 (only say what is missing and how to install it).
@@ -33,6 +33,9 @@ need python3-dev test -e /usr/include/python3.11/Python.h  # app/native's wheel 
 need python3-venv "$PYTHON" -c "import ensurepip, venv"
 if [ "$1" = run ] || [ "$1" = test ]; then
     need nginx-light has nginx
+fi
+if [ "$1" != build ]; then
+    need gettext-base has envsubst                 # nginx/render.sh fills the templates with it
 fi
 if [ "$1" = check ] || [ "$1" = test ]; then
     need fasttext has fasttext                     # the service must answer what fastText's CLI does

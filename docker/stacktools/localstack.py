@@ -8,9 +8,10 @@
 configs, sockets, pid files, logs) go to `run/` (RUN_DIR). Workers listen on
 127.0.0.1:8001, 8002, ... (WORKER_BASE_PORT); the settings in app/config.py
 (MODEL_PATH, MAX_BODY_BYTES, ...) pass through the environment to them.
-nginx listens on 127.0.0.1:9000 unless PUBLISH_ADDR says otherwise (as in
-Compose: PUBLISH_ADDR=0.0.0.0 to serve other machines), and its status port
-9001 on 127.0.0.1 only.
+nginx's configuration is nginx/render.sh's (stacktools.nginxconf), with its
+settings (nginx/settings.env, the environment) but for the addresses: :9000
+on 127.0.0.1 unless PUBLISH_ADDR says otherwise (as in Compose:
+PUBLISH_ADDR=0.0.0.0 to serve other machines), the status port on 127.0.0.1 only.
 """
 
 import argparse
@@ -21,10 +22,9 @@ import sys
 from pathlib import Path
 
 from app.config import PROJECT_ROOT, Settings
+from stacktools import nginxconf
 from stacktools.ready import NotReady, wait_for, wait_until_ready
 
-NGINX_PORT = 9000  # fixed in nginx/nginx.conf
-STATUS_PORT = 9001
 READY_TIMEOUT = 60.0
 
 
@@ -39,26 +39,11 @@ def _nginx() -> str:
     return found
 
 
-def _publish_addr() -> str:
-    return os.environ.get("PUBLISH_ADDR") or "127.0.0.1"
-
-
-def _host(addr: str) -> str:
-    """An address as nginx's listen and URLs write it (IPv6 in brackets)."""
-    return f"[{addr}]" if ":" in addr else addr
-
-
-def nginx_conf(text: str, publish_addr: str, port: int = NGINX_PORT, status_port: int = STATUS_PORT,
-               more: tuple[tuple[str, str], ...] = ()) -> str:
-    """nginx/nginx.conf for this machine: `port` on publish_addr, `status_port` on
-    loopback only, and `more` (old, new) swaps (the load test's floors)."""
-    swaps = [("listen 9000 ", f"listen {_host(publish_addr)}:{port} "),
-             ("listen 9001;", f"listen 127.0.0.1:{status_port};"), *more]
-    for old, new in swaps:
-        if text.count(old) != 1:
-            raise SystemExit(f"nginx/nginx.conf changed: {old!r} is not there once")
-        text = text.replace(old, new)
-    return text
+def nginx_addresses(publish_addr: str | None = None) -> dict[str, str]:
+    """The local stack's own nginx settings: the public port on publish_addr
+    (PUBLISH_ADDR, 127.0.0.1 unless told), the status port on loopback only."""
+    return {"NGINX_LISTEN_ADDR": publish_addr or os.environ.get("PUBLISH_ADDR") or "127.0.0.1",
+            "NGINX_STATUS_ADDR": "127.0.0.1"}
 
 
 def supervisorctl_command(*args: str) -> list[str]:
@@ -131,14 +116,9 @@ def up(workers: int) -> int:
     nginx_dir = run / "nginx"
     (nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
-    publish = _publish_addr()
-    (nginx_dir / "nginx.conf").write_text(nginx_conf((PROJECT_ROOT / "nginx" / "nginx.conf").read_text(), publish))
     addresses = [f"127.0.0.1:{base_port + i}" for i in range(workers)]
-    upstream = subprocess.run(
-        [str(PROJECT_ROOT / "nginx" / "render-upstream.sh"), *addresses],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    (nginx_dir / "upstream.conf").write_text(upstream)
+    nginxconf.render(nginx_dir, addresses, **nginx_addresses())
+    nginx_settings = nginxconf.settings(**nginx_addresses())
     check = subprocess.run(
         [nginx, "-t", "-q", "-p", f"{nginx_dir}/", "-c", str(nginx_dir / "nginx.conf"), "-e", "stderr"],
         capture_output=True, text=True,
@@ -150,10 +130,8 @@ def up(workers: int) -> int:
     conf.write_text(_supervisord_conf(run, workers, base_port, nginx, settings.shutdown_timeout))
     subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], check=True)
 
-    # nginx's /readyz: a worker answered through it. An unspecified address is reached on loopback.
-    nginx_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(publish, publish)
-    nginx_url = f"http://{_host(nginx_host)}:{NGINX_PORT}"
-    urls = [f"http://{a}/readyz" for a in addresses] + [f"{nginx_url}/readyz"]
+    # nginx's /readyz: a worker answered through it.
+    urls = [f"http://{a}/readyz" for a in addresses] + [f"{nginx_settings['NGINX_URL']}/readyz"]
     try:
         wait_until_ready(urls, READY_TIMEOUT, interval=0.2)
     except NotReady as exc:
@@ -164,7 +142,7 @@ def up(workers: int) -> int:
             print("\n".join(log.read_text(errors="replace").splitlines()[-10:]), file=sys.stderr)
         down()
         return 1
-    print(f"up: {workers} workers behind nginx on http://{_host(publish)}:{NGINX_PORT} (logs in {run}/logs)")
+    print(f"up: {workers} workers behind nginx on http://{nginx_settings['NGINX_LISTEN']} (logs in {run}/logs)")
     return 0
 
 

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from app.normalize import review_text
+from stacktools import localstack, nginxconf
 from stacktools.ready import wait_for
 
 from ..paths import REAL_MODEL, ROOT, shared_file
@@ -31,7 +33,8 @@ def test_make_local_up_needs_no_rust():
 
 
 def raw_http(payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", 9000), timeout=10) as conn:
+    url = urlsplit(BASE)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
         conn.sendall(payload)
         data = b""
         while chunk := conn.recv(65536):
@@ -138,23 +141,17 @@ def test_nginx_own_errors_are_json(payload, status):
 def test_the_status_port_refuses_other_addresses_with_json(tmp_path):
     """A second nginx from the same config whose status port admits no loopback
     address: nginx's 403 there is JSON, like every other error of its own."""
-    from stacktools.localstack import nginx_conf
-
     ports = []
     for _ in range(2):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
-    conf = nginx_conf((ROOT / "nginx" / "nginx.conf").read_text(), "127.0.0.1")
-    conf = conf.replace("listen 127.0.0.1:9000 ", f"listen 127.0.0.1:{ports[0]} ")
-    conf = conf.replace("listen 127.0.0.1:9001;", f"listen 127.0.0.1:{ports[1]};")
-    assert conf.count("127.0.0.0/8 1;") == 1
-    conf = conf.replace("127.0.0.0/8 1;", "")
+    clients = nginxconf.settings()["NGINX_STATUS_CLIENTS"].split()
+    assert "127.0.0.0/8" in clients
+    nginxconf.render(tmp_path, ["127.0.0.1:8001"], **localstack.nginx_addresses("127.0.0.1"),
+                     NGINX_PORT=ports[0], NGINX_STATUS_PORT=ports[1],
+                     NGINX_STATUS_CLIENTS=" ".join(c for c in clients if c != "127.0.0.0/8"))
     (tmp_path / "tmp").mkdir()
-    (tmp_path / "nginx.conf").write_text(conf)
-    (tmp_path / "upstream.conf").write_text(subprocess.run(
-        [str(ROOT / "nginx" / "render-upstream.sh"), "127.0.0.1:8001"], capture_output=True, text=True,
-        check=True).stdout)
     subprocess.run(["nginx", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"], check=True)
     try:
         for path in ("/stub_status", "/healthz", "/metrics", "/upstreams", "/nope"):
