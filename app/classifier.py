@@ -8,7 +8,6 @@ from pathlib import Path
 import reviewrating_native
 
 from .manifest import Manifest, ModelError, sha256_of
-from .media import dumps
 from .normalize import PREPROCESSORS, normalize_classification_results
 
 LABEL_PREFIX = "__label__"
@@ -174,16 +173,15 @@ class Classifier:
         return [[(self._shown[label], p) for p, label in pairs]
                 for pairs in self._model.predict_many(normalized, k, threshold)]
 
-    def responder(self, max_chars: int):
-        """A compiled responder: its `respond(form_body) -> bytes | None` is
-        POST /inferreview's answer in one call for a body that is just `text=`
-        and ASCII (None for anything else, which the Python path answers), and
-        `counts()` the predictions it served by label index. Only for the
-        normalisation it reproduces; None when the model needs another."""
+    def responder(self, heads: list[str], max_chars: int):
+        """A compiled responder: its `respond(form_body) -> bytes | None`
+        answers POST /inferreview in one call for a body that is just `text=`
+        and ASCII (`heads[i]`, the answer's start for label i, then the
+        probability and `}`; None for anything else, which the Python path
+        answers), and `counts()` the predictions it served by label index.
+        Only for the normalisation it reproduces; None when the model needs another."""
         if self.normalize is not normalize_classification_results:
             return None
-        # `{"5 star":` exactly as ujson starts the Python path's answer.
-        heads = [dumps({label: 0.5})[:-len("0.5}")] for label in self.labels]
         return self._model.responder(heads, max_chars)
 
     def self_test(self) -> bool:

@@ -62,6 +62,14 @@ def _review(item, api: Api, where: str, error, normalize=None) -> str:
 _SEND_TEXT = f"send a form field or JSON key `{TEXT}`"
 
 
+def compiled_inferreview(classifier: Classifier, max_chars: int):
+    """The compiled POST /inferreview for this classifier (Classifier.responder),
+    or None: its answers start `{"5 star":` exactly as the Python path's
+    `dumps({label: probability})` does."""
+    heads = [dumps({label: 0.5})[:-len("0.5}")] for label in classifier.labels]
+    return classifier.responder(heads, max_chars)
+
+
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
@@ -71,7 +79,7 @@ class InferReview:
         self.stats = stats
         # The plain form body answered in one compiled call (app/native),
         # which counts its own predictions for /metrics.
-        native = classifier.responder(api.max_text_chars) if compiled else None
+        native = compiled_inferreview(classifier, api.max_text_chars) if compiled else None
         self.respond = native.respond if native else None
         if native:
             stats.counted_elsewhere.append(

@@ -98,6 +98,7 @@ def main(argv=None) -> int:
 
     from app.classifier import Classifier
     from app.media import StrictFormHandler, dumps
+    from app.resources import compiled_inferreview
     from app.wsgi import create_app
 
     classifier = Classifier.load(args.model)
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
                                 "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
     python_post, _ = wsgi_call(create_app(classifier, compiled=False), "POST", "/inferreview", BODY)
-    respond = classifier.responder(20_000).respond
+    respond = compiled_inferreview(classifier, 20_000).respond
     assert respond(BODY) is not None
     health, health_status = wsgi_call(app, "GET", "/healthz")
     post(), health()

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from app.config import Limits
 from app.media import dumps
+from app.resources import compiled_inferreview
 from app.stats import Stats
 from app.wsgi import create_app
 
@@ -62,7 +63,7 @@ def _same_answer(compiled, python, body: bytes, headers=FORM, path="/inferreview
 
 
 def test_every_labelled_review_is_answered_compiled_with_the_python_bytes(real_classifier, labelled_texts):
-    respond = real_classifier.responder(Limits().max_text_chars).respond
+    respond = compiled_inferreview(real_classifier, Limits().max_text_chars).respond
     compiled = 0
     for text in labelled_texts:
         for body in (f"text={quote_plus(text)}", f"text={quote(text, safe='')}"):
