@@ -15,14 +15,14 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 
 class _NoDrain:
-    """The lifecycle of an app served without app/server.py's drain (tests, gunicorn, granian)."""
+    """The lifecycle of an app served without app/drain.py's drain (tests, gunicorn, granian)."""
 
     draining = False
     sigint_taken = True
 
 
 class Stats:
-    """The worker's counters. `lifecycle` (app/server.py's, or None) is the
+    """The worker's counters. `lifecycle` (app/drain.py's, or None) is the
     drain: the wrapper closes connections while it drains, and it reads
     `in_flight` and `last_request` here."""
 

@@ -41,7 +41,7 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
 def get_app(settings: Settings | None = None, lifecycle=None):
     """The WSGI callable a server runs (bjoern here; gunicorn and granian in
     the load test): the app from the environment's settings in its one
-    wrapper, which counts for /metrics and, with `lifecycle` (app/server.py),
+    wrapper, which counts for /metrics and, with `lifecycle` (app/drain.py),
     does the drain's per-request part."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)

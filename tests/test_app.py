@@ -180,8 +180,8 @@ def test_metrics_in_prometheus_text(tiny_classifier):
 
 def test_the_wrapper_closes_connections_while_draining(tiny_classifier):
     """The one WSGI wrapper get_app returns does the drain's per-request part
-    (app/server.py's Lifecycle; its signals are exercised in test_server.py)."""
-    from app.server import Lifecycle
+    (app/drain.py's Lifecycle; its signals are exercised in test_server.py)."""
+    from app.drain import Lifecycle
     from app.stats import Stats
 
     lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
