@@ -1,4 +1,5 @@
-"""The Falcon application: `create_app()` builds it, `get_app()` builds it from the environment."""
+"""What a server runs, composed here: `create_app()` builds it from its
+dependencies, `get_app()` from the environment."""
 
 import falcon
 
@@ -12,12 +13,21 @@ from .stats import Stats
 
 
 def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None,
-               stats: Stats | None = None, compiled: bool = True) -> falcon.App:
-    """The Falcon app. `stats` receives the predictions and renders /metrics;
-    requests, statuses and latencies reach it only through `stats.wrap(app)`,
-    as `get_app()` returns it. `compiled=False` answers every /inferreview in
-    Python (the tests compare the two)."""
+               stats: Stats | None = None, compiled: bool = True):
+    """The WSGI callable a worker serves: the HTTP app in its one wrapper,
+    which counts every request in `stats` and, with `lifecycle`
+    (app/drain.py), does the drain's per-request part. The tests build their
+    clients with it, so they run what production runs. `compiled=False`
+    answers every /inferreview in Python (the tests compare the two)."""
     stats = stats if stats is not None else Stats(lifecycle)
+    return stats.wrap(create_http_app(classifier, limits, lifecycle, stats, compiled))
+
+
+def create_http_app(classifier: Classifier, limits: Limits, lifecycle, stats: Stats,
+                    compiled: bool = True) -> falcon.App:
+    """The Falcon app alone: the routes, the body types, JSON errors. `stats`
+    receives the predictions and renders /metrics; requests, statuses and
+    latencies reach it only through the wrapper `create_app` adds."""
     stats.model_sha256 = classifier.sha256
     api = Api(limits, classifier.labels)  # what the resources enforce and /openapi.json shows
     app = falcon.App()
@@ -39,11 +49,9 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
 
 
 def get_app(settings: Settings | None = None, lifecycle=None):
-    """The WSGI callable a server runs (bjoern here; gunicorn and granian in
-    the load test): the app from the environment's settings in its one
-    wrapper, which counts for /metrics and, with `lifecycle` (app/drain.py),
-    does the drain's per-request part."""
+    """`create_app` from the environment's settings: bjoern's worker
+    (app/server.py) passes its `lifecycle`; gunicorn and granian in the load
+    test run `app.wsgi:get_app()`, without the drain."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
-    stats = Stats(lifecycle)
-    return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))
+    return create_app(classifier, settings.limits, lifecycle)

@@ -110,9 +110,9 @@ def test_charset_parameter_and_json_take_the_python_path_unchanged(tiny_classifi
     _same_answer(compiled, python, b'{"text": "ok"}', {"Content-Type": "application/json"})
 
 
-def test_compiled_predictions_are_counted_for_metrics(tiny_classifier):
+def test_compiled_predictions_are_counted_for_metrics(make_tiny_client):
     stats = Stats()
-    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, TEST_LIMITS, stats=stats)))
+    client = make_tiny_client(stats=stats)
     served = [client.simulate_post("/inferreview", body=b"text=great", headers=FORM).json for _ in range(3)]
     client.simulate_post("/inferreview", body=b"text=caf%C3%A9", headers=FORM)  # the Python path
     (label,) = served[0]
