@@ -31,12 +31,13 @@ log = logging.getLogger("worker")
 
 
 class Lifecycle:
-    """What the worker's drain needs to know; /readyz reads `draining`.
+    """The worker's drain, and the bookkeeping it needs from every request.
 
-    The per-request part is in the app's one WSGI wrapper (`Stats.wrap`,
-    which `get_app` returns): it counts the requests in flight in `stats`,
-    adds `Connection: close` while draining, and calls `take_sigint` before
-    the first request."""
+    The app's one WSGI wrapper (app/wsgi.py) keeps `in_flight` and
+    `last_request` here, adds `Connection: close` while `draining`, and
+    calls `take_sigint` before the first request while `sigint_pending`;
+    /readyz and /metrics read `draining`. Until `install`, it takes no
+    signal and never drains: `no_drain()`."""
 
     def __init__(self, shutdown_timeout: float, drain_quiet: float):
         self.shutdown_timeout = shutdown_timeout
@@ -45,11 +46,13 @@ class Lifecycle:
         self.deadline = None
         self.listen_fd = None
         self.socket_path = None
-        self.sigint_taken = False
-        self.stats = None  # the app's Stats, which links itself here: in_flight, last_request
+        self.sigint_pending = False  # SIGINT to take back from bjoern (install)
+        self.in_flight = 0  # requests being answered
+        self.last_request = time.monotonic()  # when the last one ended
 
-    def install(self, listen_fd: int) -> None:
-        """Take SIGTERM now and SIGINT once bjoern's loop runs.
+    def install(self, listen_fd: int, socket_path: str | None = None) -> None:
+        """Take SIGTERM now and SIGINT once bjoern's loop runs; the quiet
+        period is counted from now until a request has ended.
 
         bjoern's C code takes SIGINT for itself when its loop starts (its own
         handler stops accepting and also stops the timer that lets Python
@@ -57,6 +60,9 @@ class Lifecycle:
         one-shot alarm whose handler runs on bjoern's first signal check.
         """
         self.listen_fd = listen_fd
+        self.socket_path = socket_path
+        self.last_request = time.monotonic()
+        self.sigint_pending = True
         signal.signal(signal.SIGTERM, self.begin_drain)
         signal.signal(signal.SIGALRM, lambda signum, frame: self.take_sigint())
         signal.setitimer(signal.ITIMER_REAL, 0.01)
@@ -65,7 +71,7 @@ class Lifecycle:
         # Also done before the first request is answered, so a worker that has
         # answered its readiness probe is sure to drain on SIGINT.
         signal.signal(signal.SIGINT, self.begin_drain)
-        self.sigint_taken = True
+        self.sigint_pending = False
 
     def begin_drain(self, signum, frame):
         if self.draining:
@@ -87,10 +93,10 @@ class Lifecycle:
         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
 
     def _tick(self, signum, frame):
-        if self.stats.in_flight:
+        if self.in_flight:
             return  # this tick interrupted a request: never cut one short
         now = time.monotonic()
-        if now - self.stats.last_request >= self.drain_quiet:
+        if now - self.last_request >= self.drain_quiet:
             self._exit(f"drained: no request for {self.drain_quiet}s")
         elif now >= self.deadline:
             self._exit(f"shutdown timeout of {self.shutdown_timeout}s reached")
@@ -102,3 +108,10 @@ class Lifecycle:
         sys.stderr.flush()
         # bjoern's loop cannot be left from Python; no request is in flight (_tick).
         os._exit(0)
+
+
+def no_drain() -> Lifecycle:
+    """The lifecycle of an app served without the drain (tests; gunicorn and
+    granian in the load test): never installed, so it takes no signal and
+    never drains, while the wrapper keeps its books as in a worker."""
+    return Lifecycle(shutdown_timeout=0.0, drain_quiet=0.0)

@@ -4,6 +4,7 @@ import falcon
 
 from .api import BODY, K, TEXT, TEXTS, THRESHOLD, TITLE, Api
 from .classifier import Classifier
+from .drain import Lifecycle
 from .media import FORM_HANDLER, dumps, strict_query
 from .normalize import review_text
 from .stats import Stats
@@ -182,12 +183,12 @@ class Health:
 class Ready:
     """GET /readyz: the model is loaded, a prediction works, and we are not draining."""
 
-    def __init__(self, classifier: Classifier, lifecycle=None):
+    def __init__(self, classifier: Classifier, lifecycle: Lifecycle):
         self.classifier = classifier
         self.lifecycle = lifecycle
 
     def on_get(self, req, resp):
-        if self.lifecycle is not None and self.lifecycle.draining:
+        if self.lifecycle.draining:
             resp.status = falcon.HTTP_503
             resp.media = {"status": "draining"}
         elif not self.classifier.self_test():
@@ -208,18 +209,23 @@ class ModelInfo:
 
 
 class Metrics:
-    """GET /metrics: this worker's counters in Prometheus text format (Stats.page).
+    """GET /metrics: this worker's counters in Prometheus text format (Stats.page),
+    with the drain's requests in flight and state, and the model's sha256.
 
     Each worker counts only what it served itself, so scraping every worker
     (or asking each one, as the tests do) shows how nginx spreads the load.
     """
 
-    def __init__(self, stats: Stats):
+    def __init__(self, stats: Stats, lifecycle: Lifecycle, model_sha256: str):
         self.stats = stats
+        self.lifecycle = lifecycle
+        self.model_sha256 = model_sha256
 
     def on_get(self, req, resp):
         resp.content_type = "text/plain; version=0.0.4"
-        resp.text = self.stats.page()
+        lifecycle = self.lifecycle
+        resp.text = self.stats.page(in_flight=lifecycle.in_flight, draining=lifecycle.draining,
+                                    model_sha256=self.model_sha256)
 
 
 class OpenAPI:

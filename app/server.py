@@ -37,11 +37,11 @@ def main() -> None:
     except OSError as exc:
         log.error("cannot listen on %s: %s", where, exc.strerror)
         raise SystemExit(2) from None
-    if host.startswith("unix:"):
-        lifecycle.socket_path = host[5:]
+    socket_path = host[5:] if host.startswith("unix:") else None
+    if socket_path:
         # nginx connects as another user in the socket's group (compose: group_add).
-        os.chmod(lifecycle.socket_path, 0o660)
-    lifecycle.install(sock.fileno())
+        os.chmod(socket_path, 0o660)
+    lifecycle.install(sock.fileno(), socket_path)
     log.info("serving %s on %s", settings.model_path.name, where)
     bjoern.run()
 

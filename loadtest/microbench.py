@@ -98,6 +98,7 @@ def main(argv=None) -> int:
 
     from app.classifier import Classifier
     from app.config import Limits
+    from app.drain import no_drain
     from app.media import StrictFormHandler, dumps
     from app.resources import compiled_inferreview
     from app.stats import Stats
@@ -105,14 +106,14 @@ def main(argv=None) -> int:
 
     classifier = Classifier.load(args.model)
     # The Falcon app alone, and beside it what a worker serves (create_app: in its wrapper).
-    app = create_http_app(classifier, Limits(), None, Stats())
+    app = create_http_app(classifier, Limits(), no_drain(), Stats())
     form = StrictFormHandler()
     text = parse_qs(BODY.decode())["text"][0]
     normalized = classifier.normalize(text)
 
     counted_post, _ = wsgi_call(create_app(classifier), "POST", "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
-    python_post, _ = wsgi_call(create_http_app(classifier, Limits(), None, Stats(), compiled=False),
+    python_post, _ = wsgi_call(create_http_app(classifier, Limits(), no_drain(), Stats(), compiled=False),
                                "POST", "/inferreview", BODY)
     respond = compiled_inferreview(classifier, 20_000).respond
     assert respond(BODY) is not None

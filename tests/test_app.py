@@ -1,4 +1,6 @@
-"""The Falcon app, through falcon.testing, with a small model trained in the test."""
+"""The app a worker serves, through falcon.testing, with a small model trained in the test."""
+
+import signal
 
 import pytest
 
@@ -157,7 +159,6 @@ def test_readyz_is_503_while_draining(make_tiny_client):
     from app.drain import Lifecycle
 
     lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
-    lifecycle.sigint_taken = True  # this test process keeps its own SIGINT
     lifecycle.draining = True
     client = make_tiny_client(lifecycle=lifecycle)
     result = client.simulate_get("/readyz")
@@ -180,15 +181,13 @@ def test_the_wrapper_closes_connections_while_draining(make_tiny_client):
     """The one WSGI wrapper create_app returns does the drain's per-request part
     (app/drain.py's Lifecycle; its signals are exercised in test_server.py)."""
     from app.drain import Lifecycle
-    from app.stats import Stats
 
     lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
-    lifecycle.sigint_taken = True  # this test process keeps its own SIGINT
-    stats = Stats(lifecycle)
-    assert lifecycle.stats is stats  # the drain reads the requests in flight there
-    client = make_tiny_client(lifecycle=lifecycle, stats=stats)
+    sigint = signal.getsignal(signal.SIGINT)
+    client = make_tiny_client(lifecycle=lifecycle)
     assert "connection" not in client.simulate_get("/healthz").headers
-    before = stats.last_request
+    assert signal.getsignal(signal.SIGINT) is sigint  # not installed: no signal taken
+    before = lifecycle.last_request
     lifecycle.draining = True
     result = client.simulate_get("/healthz")
     assert result.status_code == 200 and result.headers["connection"] == "close"
@@ -196,7 +195,7 @@ def test_the_wrapper_closes_connections_while_draining(make_tiny_client):
     page = client.simulate_get("/metrics")
     assert page.headers["connection"] == "close"
     assert "\nworker_draining 1\n" in page.text and "\nworker_requests_total 4\n" in page.text
-    assert stats.in_flight == 0 and stats.last_request > before
+    assert lifecycle.in_flight == 0 and lifecycle.last_request > before
 
 
 def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tiny_classifier):
