@@ -11,9 +11,8 @@ from .manifest import Manifest, ModelError, sha256_of
 from .normalize import PREPROCESSORS, normalize_classification_results
 
 LABEL_PREFIX = "__label__"
-# fastText adds 1e-5 to probabilities before taking their log (std_log), so a
-# certain prediction reads 1.00001 (as a float32: 1.0000100135803223), in its
-# CLI as here. The service passes fastText's figure on unchanged.
+# A certain prediction reads just over 1 (fastText's std_log adds 1e-5 before
+# the log), in its CLI as here: the service passes fastText's figure on unchanged.
 MAX_PROBABILITY = 1.0000101
 
 
@@ -22,8 +21,8 @@ class FastTextModel:
     also answers POST /inferreview's plain case in one call (`responder`).
 
     The same fastText calls as fasttext_pybind's (predictLine on the text and
-    a newline), built from the same release's sources; without the `fasttext`
-    wrapper, whose numpy import was much of a worker's memory (loadtest/RESULTS.md,
+    a newline), built from the same release's sources, without the `fasttext`
+    wrapper: its numpy import costs a worker memory (loadtest/RESULTS.md,
     "What each change bought")."""
 
     def __init__(self, path: str):
@@ -59,10 +58,10 @@ class FastTextModel:
 def _load_bounded(path: Path) -> FastTextModel:
     """Load a model with the address space capped while fastText reads it.
 
-    fastText trusts the sizes written in the file: a truncated or foreign file
-    made it allocate and fill gigabytes for minutes here. A loaded model needs
-    little more memory than its file, so a cap of a few times the file size
-    turns such a file into a prompt std::bad_alloc (MemoryError).
+    fastText trusts the sizes written in the file, so a truncated or foreign
+    file can make it allocate and fill memory without bound. A loaded model
+    needs little more memory than its file, so a cap of a few times the file
+    size turns such a file into a prompt std::bad_alloc (MemoryError).
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as statm:
