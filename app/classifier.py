@@ -8,13 +8,11 @@ from pathlib import Path
 import reviewrating_native
 
 from .manifest import Manifest, ModelError, sha256_of
-from .media import dumps
 from .normalize import PREPROCESSORS, normalize_classification_results
 
 LABEL_PREFIX = "__label__"
-# fastText adds 1e-5 to probabilities before taking their log (std_log), so a
-# certain prediction reads 1.00001 (as a float32: 1.0000100135803223), in its
-# CLI as here. The service passes fastText's figure on unchanged.
+# A certain prediction reads just over 1 (fastText's std_log adds 1e-5 before
+# the log), in its CLI as here: the service passes fastText's figure on unchanged.
 MAX_PROBABILITY = 1.0000101
 
 
@@ -23,8 +21,8 @@ class FastTextModel:
     also answers POST /inferreview's plain case in one call (`responder`).
 
     The same fastText calls as fasttext_pybind's (predictLine on the text and
-    a newline), built from the same release's sources; without the `fasttext`
-    wrapper, whose numpy import was much of a worker's memory (loadtest/RESULTS.md,
+    a newline), built from the same release's sources, without the `fasttext`
+    wrapper: its numpy import costs a worker memory (loadtest/RESULTS.md,
     "What each change bought")."""
 
     def __init__(self, path: str):
@@ -60,10 +58,10 @@ class FastTextModel:
 def _load_bounded(path: Path) -> FastTextModel:
     """Load a model with the address space capped while fastText reads it.
 
-    fastText trusts the sizes written in the file: a truncated or foreign file
-    made it allocate and fill gigabytes for minutes here. A loaded model needs
-    little more memory than its file, so a cap of a few times the file size
-    turns such a file into a prompt std::bad_alloc (MemoryError).
+    fastText trusts the sizes written in the file, so a truncated or foreign
+    file can make it allocate and fill memory without bound. A loaded model
+    needs little more memory than its file, so a cap of a few times the file
+    size turns such a file into a prompt std::bad_alloc (MemoryError).
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as statm:
@@ -174,16 +172,15 @@ class Classifier:
         return [[(self._shown[label], p) for p, label in pairs]
                 for pairs in self._model.predict_many(normalized, k, threshold)]
 
-    def responder(self, max_chars: int):
-        """A compiled responder: its `respond(form_body) -> bytes | None` is
-        POST /inferreview's answer in one call for a body that is just `text=`
-        and ASCII (None for anything else, which the Python path answers), and
-        `counts()` the predictions it served by label index. Only for the
-        normalisation it reproduces; None when the model needs another."""
+    def responder(self, heads: list[str], max_chars: int):
+        """A compiled responder: its `respond(form_body) -> bytes | None`
+        answers POST /inferreview in one call for a body that is just `text=`
+        and ASCII (`heads[i]`, the answer's start for label i, then the
+        probability and `}`; None for anything else, which the Python path
+        answers), and `counts()` the predictions it served by label index.
+        Only for the normalisation it reproduces; None when the model needs another."""
         if self.normalize is not normalize_classification_results:
             return None
-        # `{"5 star":` exactly as ujson starts the Python path's answer.
-        heads = [dumps({label: 0.5})[:-len("0.5}")] for label in self.labels]
         return self._model.responder(heads, max_chars)
 
     def self_test(self) -> bool:

@@ -4,6 +4,7 @@ import falcon
 
 from .api import BODY, K, TEXT, TEXTS, THRESHOLD, TITLE, Api
 from .classifier import Classifier
+from .drain import Lifecycle
 from .media import FORM_HANDLER, dumps, strict_query
 from .normalize import review_text
 from .stats import Stats
@@ -62,6 +63,14 @@ def _review(item, api: Api, where: str, error, normalize=None) -> str:
 _SEND_TEXT = f"send a form field or JSON key `{TEXT}`"
 
 
+def compiled_inferreview(classifier: Classifier, max_chars: int):
+    """The compiled POST /inferreview for this classifier (Classifier.responder),
+    or None: its answers start `{"5 star":` exactly as the Python path's
+    `dumps({label: probability})` does."""
+    heads = [dumps({label: 0.5})[:-len("0.5}")] for label in classifier.labels]
+    return classifier.responder(heads, max_chars)
+
+
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
@@ -71,7 +80,7 @@ class InferReview:
         self.stats = stats
         # The plain form body answered in one compiled call (app/native),
         # which counts its own predictions for /metrics.
-        native = classifier.responder(api.max_text_chars) if compiled else None
+        native = compiled_inferreview(classifier, api.max_text_chars) if compiled else None
         self.respond = native.respond if native else None
         if native:
             stats.counted_elsewhere.append(
@@ -174,12 +183,12 @@ class Health:
 class Ready:
     """GET /readyz: the model is loaded, a prediction works, and we are not draining."""
 
-    def __init__(self, classifier: Classifier, lifecycle=None):
+    def __init__(self, classifier: Classifier, lifecycle: Lifecycle):
         self.classifier = classifier
         self.lifecycle = lifecycle
 
     def on_get(self, req, resp):
-        if self.lifecycle is not None and self.lifecycle.draining:
+        if self.lifecycle.draining:
             resp.status = falcon.HTTP_503
             resp.media = {"status": "draining"}
         elif not self.classifier.self_test():
@@ -200,18 +209,23 @@ class ModelInfo:
 
 
 class Metrics:
-    """GET /metrics: this worker's counters in Prometheus text format (Stats.page).
+    """GET /metrics: this worker's counters in Prometheus text format (Stats.page),
+    with the drain's requests in flight and state, and the model's sha256.
 
     Each worker counts only what it served itself, so scraping every worker
     (or asking each one, as the tests do) shows how nginx spreads the load.
     """
 
-    def __init__(self, stats: Stats):
+    def __init__(self, stats: Stats, lifecycle: Lifecycle, model_sha256: str):
         self.stats = stats
+        self.lifecycle = lifecycle
+        self.model_sha256 = model_sha256
 
     def on_get(self, req, resp):
         resp.content_type = "text/plain; version=0.0.4"
-        resp.text = self.stats.page()
+        lifecycle = self.lifecycle
+        resp.text = self.stats.page(in_flight=lifecycle.in_flight, draining=lifecycle.draining,
+                                    model_sha256=self.model_sha256)
 
 
 class OpenAPI:

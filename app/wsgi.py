@@ -1,4 +1,9 @@
-"""The Falcon application: `create_app()` builds it, `get_app()` builds it from the environment."""
+"""What a server runs, composed here: `create_app()` builds it from its
+dependencies (the model, the limits, the drain, the counters), `get_app()`
+from the environment."""
+
+import time
+from bisect import bisect_left
 
 import falcon
 
@@ -6,19 +11,30 @@ from . import resources
 from .api import Api
 from .classifier import Classifier
 from .config import Limits, Settings
+from .drain import Lifecycle, no_drain
 from .media import FORM_HANDLER, JSON_HANDLER, json_error_serializer
 from .openapi import openapi
-from .stats import Stats
+from .stats import LATENCY_BUCKETS, Stats
 
 
-def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None,
-               stats: Stats | None = None, compiled: bool = True) -> falcon.App:
-    """The Falcon app. `stats` receives the predictions and renders /metrics;
-    requests, statuses and latencies reach it only through `stats.wrap(app)`,
-    as `get_app()` returns it. `compiled=False` answers every /inferreview in
-    Python (the tests compare the two)."""
-    stats = stats if stats is not None else Stats(lifecycle)
-    stats.model_sha256 = classifier.sha256
+def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle: Lifecycle | None = None,
+               stats: Stats | None = None, compiled: bool = True):
+    """The WSGI callable a worker serves: the HTTP app in its one wrapper.
+    `lifecycle` is the drain (app/drain.py; bjoern's worker passes its own,
+    anything else gets `no_drain()`), `stats` the counters behind /metrics.
+    The tests build their clients with it, so they run what production
+    runs. `compiled=False` answers every /inferreview in Python (the tests
+    compare the two)."""
+    lifecycle = lifecycle if lifecycle is not None else no_drain()
+    stats = stats if stats is not None else Stats()
+    return wrap(create_http_app(classifier, limits, lifecycle, stats, compiled), stats, lifecycle)
+
+
+def create_http_app(classifier: Classifier, limits: Limits, lifecycle: Lifecycle, stats: Stats,
+                    compiled: bool = True) -> falcon.App:
+    """The Falcon app alone: the routes, the body types, JSON errors. `stats`
+    receives the predictions and renders /metrics; requests, statuses and
+    latencies reach it only through the wrapper `create_app` adds."""
     api = Api(limits, classifier.labels)  # what the resources enforce and /openapi.json shows
     app = falcon.App()
     # Only the body types the API speaks: anything else is a 415 from Falcon.
@@ -33,17 +49,54 @@ def create_app(classifier: Classifier, limits: Limits = Limits(), lifecycle=None
     app.add_route("/v1/model", resources.ModelInfo(classifier))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
-    app.add_route("/metrics", resources.Metrics(stats))
+    app.add_route("/metrics", resources.Metrics(stats, lifecycle, classifier.sha256))
     app.add_route("/openapi.json", resources.OpenAPI(openapi(api)))
     return app
 
 
-def get_app(settings: Settings | None = None, lifecycle=None):
-    """The WSGI callable a server runs (bjoern here; gunicorn and granian in
-    the load test): the app from the environment's settings in its one
-    wrapper, which counts for /metrics and, with `lifecycle` (app/server.py),
-    does the drain's per-request part."""
+def wrap(app, stats: Stats, lifecycle: Lifecycle):
+    """`app` with each request counted in `stats` by status and time, and
+    the drain's part in `lifecycle`: the requests in flight, when the last
+    one ended, `Connection: close` while draining. One function layer for
+    both, since it is on every request's path."""
+    by_status, buckets = stats.by_status, stats.bucket_counts
+    clock = time.monotonic
+
+    def worker_app(environ, start_response):
+        lifecycle.in_flight += 1
+        start = clock()
+        answered = "000"  # the status line, once the app has given one
+        closing = lifecycle.draining
+
+        def counting_start_response(status, headers, exc_info=None):
+            nonlocal answered
+            answered = status
+            if closing:
+                # nginx drops this connection instead of sending it another request.
+                headers = [*headers, ("Connection", "close")]
+            return start_response(status, headers, exc_info)
+
+        try:
+            if lifecycle.sigint_pending:
+                lifecycle.take_sigint()
+            return app(environ, counting_start_response)
+        finally:
+            # The body is made; bjoern writes it once this returns, before its loop runs again.
+            end = clock()
+            took = end - start
+            by_status[answered] = by_status.get(answered, 0) + 1
+            buckets[bisect_left(LATENCY_BUCKETS, took)] += 1
+            stats.latency_sum += took
+            lifecycle.last_request = end
+            lifecycle.in_flight -= 1
+
+    return worker_app
+
+
+def get_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None):
+    """`create_app` from the environment's settings: bjoern's worker
+    (app/server.py) passes its `lifecycle`; gunicorn and granian in the load
+    test run `app.wsgi:get_app()`, without the drain."""
     settings = settings or Settings.from_env()
     classifier = Classifier.load(settings.model_path, settings.manifest_path)
-    stats = Stats(lifecycle)
-    return stats.wrap(create_app(classifier, settings.limits, lifecycle, stats))
+    return create_app(classifier, settings.limits, lifecycle)

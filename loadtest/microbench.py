@@ -97,23 +97,25 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from app.classifier import Classifier
+    from app.config import Limits
+    from app.drain import no_drain
     from app.media import StrictFormHandler, dumps
-    from app.wsgi import create_app
+    from app.resources import compiled_inferreview
+    from app.stats import Stats
+    from app.wsgi import create_app, create_http_app
 
     classifier = Classifier.load(args.model)
-    app = create_app(classifier)
+    # The Falcon app alone, and beside it what a worker serves (create_app: in its wrapper).
+    app = create_http_app(classifier, Limits(), no_drain(), Stats())
     form = StrictFormHandler()
     text = parse_qs(BODY.decode())["text"][0]
     normalized = classifier.normalize(text)
 
-    from app.stats import Stats
-
-    counted = Stats()
-    counted_post, _ = wsgi_call(counted.wrap(create_app(classifier, stats=counted)), "POST",
-                                "/inferreview", BODY)
+    counted_post, _ = wsgi_call(create_app(classifier), "POST", "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
-    python_post, _ = wsgi_call(create_app(classifier, compiled=False), "POST", "/inferreview", BODY)
-    respond = classifier.responder(20_000).respond
+    python_post, _ = wsgi_call(create_http_app(classifier, Limits(), no_drain(), Stats(), compiled=False),
+                               "POST", "/inferreview", BODY)
+    respond = compiled_inferreview(classifier, 20_000).respond
     assert respond(BODY) is not None
     health, health_status = wsgi_call(app, "GET", "/healthz")
     post(), health()

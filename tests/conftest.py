@@ -1,4 +1,5 @@
-"""The models the tests use: a tiny one trained here, and the real one (`make model`)."""
+"""The models the tests use (a tiny one trained here, and the real one: `make
+model`), and clients of what a worker serves, built by `create_app`."""
 
 from pathlib import Path
 
@@ -28,8 +29,18 @@ def tiny_classifier(tiny_model_path) -> Classifier:
 
 
 @pytest.fixture
-def tiny_client(tiny_classifier) -> testing.TestClient:
-    return testing.TestClient(create_app(tiny_classifier, TEST_LIMITS))
+def make_tiny_client(tiny_classifier):
+    """A client of `create_app` on the tiny model, given its other dependencies
+    (limits, lifecycle, stats)."""
+    def make(limits=TEST_LIMITS, **dependencies) -> testing.TestClient:
+        return testing.TestClient(create_app(tiny_classifier, limits, **dependencies))
+
+    return make
+
+
+@pytest.fixture
+def tiny_client(make_tiny_client) -> testing.TestClient:
+    return make_tiny_client()
 
 
 @pytest.fixture(scope="session")

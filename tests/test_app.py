@@ -1,9 +1,11 @@
-"""The Falcon app, through falcon.testing, with a small model trained in the test."""
+"""The app a worker serves, through falcon.testing, with a small model trained in the test."""
+
+import signal
 
 import pytest
 
-from app.config import Limits
-from app.wsgi import create_app
+from app.config import Limits, Settings
+from app.wsgi import create_app, get_app
 from falcon import testing
 
 from .bad_inputs import BAD_INPUTS, TEST_LIMITS, oversized
@@ -132,8 +134,8 @@ def test_errors_are_json_even_when_client_prefers_xml(tiny_client):
     assert result.json["title"] == "404 Not Found"
 
 
-def test_declared_body_over_limit_is_413_before_reading(tiny_classifier):
-    client = testing.TestClient(create_app(tiny_classifier, Limits(max_body_bytes=10)))
+def test_declared_body_over_limit_is_413_before_reading(make_tiny_client):
+    client = make_tiny_client(Limits(max_body_bytes=10))
     result = client.simulate_post("/inferreview", body="text=" + "a" * 20,
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert result.status_code == 413
@@ -153,24 +155,21 @@ def test_health_ready_and_model_info(tiny_client, tiny_classifier, tiny_model_pa
     assert info["sha256"] == sha256_of(tiny_model_path)
 
 
-def test_readyz_is_503_while_draining(tiny_classifier):
-    class Draining:
-        draining = True
+def test_readyz_is_503_while_draining(make_tiny_client):
+    from app.drain import Lifecycle
 
-    client = testing.TestClient(create_app(tiny_classifier, lifecycle=Draining()))
+    lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
+    lifecycle.draining = True
+    client = make_tiny_client(lifecycle=lifecycle)
     result = client.simulate_get("/readyz")
     assert (result.status_code, result.json) == (503, {"status": "draining"})
     assert client.simulate_get("/healthz").status_code == 200
 
 
-def test_metrics_in_prometheus_text(tiny_classifier):
-    from app.stats import Stats
-
-    stats = Stats()
-    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, stats=stats)))
+def test_metrics_in_prometheus_text(tiny_client, tiny_classifier):
     for _ in range(3):
-        client.simulate_get("/healthz")
-    result = client.simulate_get("/metrics")
+        tiny_client.simulate_get("/healthz")
+    result = tiny_client.simulate_get("/metrics")
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/plain")
     assert "\nworker_requests_total 4\n" in result.text  # the read counts itself
@@ -178,19 +177,17 @@ def test_metrics_in_prometheus_text(tiny_classifier):
     assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in result.text
 
 
-def test_the_wrapper_closes_connections_while_draining(tiny_classifier):
-    """The one WSGI wrapper get_app returns does the drain's per-request part
-    (app/server.py's Lifecycle; its signals are exercised in test_server.py)."""
-    from app.server import Lifecycle
-    from app.stats import Stats
+def test_the_wrapper_closes_connections_while_draining(make_tiny_client):
+    """The one WSGI wrapper create_app returns does the drain's per-request part
+    (app/drain.py's Lifecycle; its signals are exercised in test_server.py)."""
+    from app.drain import Lifecycle
 
     lifecycle = Lifecycle(shutdown_timeout=10, drain_quiet=0.5)
-    lifecycle.sigint_taken = True  # this test process keeps its own SIGINT
-    stats = Stats(lifecycle)
-    assert lifecycle.stats is stats  # the drain reads the requests in flight there
-    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, lifecycle=lifecycle, stats=stats)))
+    sigint = signal.getsignal(signal.SIGINT)
+    client = make_tiny_client(lifecycle=lifecycle)
     assert "connection" not in client.simulate_get("/healthz").headers
-    before = stats.last_request
+    assert signal.getsignal(signal.SIGINT) is sigint  # not installed: no signal taken
+    before = lifecycle.last_request
     lifecycle.draining = True
     result = client.simulate_get("/healthz")
     assert result.status_code == 200 and result.headers["connection"] == "close"
@@ -198,7 +195,7 @@ def test_the_wrapper_closes_connections_while_draining(tiny_classifier):
     page = client.simulate_get("/metrics")
     assert page.headers["connection"] == "close"
     assert "\nworker_draining 1\n" in page.text and "\nworker_requests_total 4\n" in page.text
-    assert stats.in_flight == 0 and stats.last_request > before
+    assert lifecycle.in_flight == 0 and lifecycle.last_request > before
 
 
 def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tiny_classifier):
@@ -245,16 +242,12 @@ def test_the_worker_enforces_the_bounds_its_openapi_document_gives(tiny_client):
         assert post_form(tiny_client, "a" * length).status_code == status, length
 
 
-def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
-    from app.stats import Stats
-
-    stats = Stats()
-    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, TEST_LIMITS, stats=stats)))
-    assert post_form(client, "I+love+it%2C+excellent%21").status_code == 200
-    assert client.simulate_post("/v1/predict", json={"texts": ["awful", "great"]}).status_code == 200
-    assert post_form(client, "").status_code == 400
-    assert client.simulate_get("/nowhere").status_code == 404
-    page = client.simulate_get("/metrics").text
+def test_metrics_count_statuses_latency_and_labels(tiny_client, tiny_classifier):
+    assert post_form(tiny_client, "I+love+it%2C+excellent%21").status_code == 200
+    assert tiny_client.simulate_post("/v1/predict", json={"texts": ["awful", "great"]}).status_code == 200
+    assert post_form(tiny_client, "").status_code == 400
+    assert tiny_client.simulate_get("/nowhere").status_code == 404
+    page = tiny_client.simulate_get("/metrics").text
     values = dict(line.rsplit(" ", 1) for line in page.splitlines() if not line.startswith("#"))
     assert values['worker_http_requests_total{code="200"}'] == "2"
     assert values['worker_http_requests_total{code="400"}'] == "1"
@@ -266,3 +259,15 @@ def test_metrics_count_statuses_latency_and_labels(tiny_classifier):
     assert sum(labels.values()) == 3  # one form text, two batch texts
     assert all(k.split('"')[1] in tiny_classifier.labels for k in labels)
     assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}}' in values
+
+
+def test_get_app_serves_what_create_app_builds(tiny_model_path, tiny_classifier):
+    """get_app, bjoern's, gunicorn's and granian's entry point, is create_app
+    from the settings: the same one wrapper, counting for /metrics."""
+    app = get_app(Settings(model_path=tiny_model_path, limits=TEST_LIMITS))
+    assert app.__code__ is create_app(tiny_classifier).__code__
+    client = testing.TestClient(app)
+    assert client.simulate_get("/healthz").status_code == 200
+    page = client.simulate_get("/metrics").text
+    assert "\nworker_requests_total 2\n" in page
+    assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in page

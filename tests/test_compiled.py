@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from app.config import Limits
 from app.media import dumps
+from app.resources import compiled_inferreview
 from app.stats import Stats
 from app.wsgi import create_app
 
@@ -62,7 +63,7 @@ def _same_answer(compiled, python, body: bytes, headers=FORM, path="/inferreview
 
 
 def test_every_labelled_review_is_answered_compiled_with_the_python_bytes(real_classifier, labelled_texts):
-    respond = real_classifier.responder(Limits().max_text_chars).respond
+    respond = compiled_inferreview(real_classifier, Limits().max_text_chars).respond
     compiled = 0
     for text in labelled_texts:
         for body in (f"text={quote_plus(text)}", f"text={quote(text, safe='')}"):
@@ -109,9 +110,9 @@ def test_charset_parameter_and_json_take_the_python_path_unchanged(tiny_classifi
     _same_answer(compiled, python, b'{"text": "ok"}', {"Content-Type": "application/json"})
 
 
-def test_compiled_predictions_are_counted_for_metrics(tiny_classifier):
+def test_compiled_predictions_are_counted_for_metrics(make_tiny_client):
     stats = Stats()
-    client = testing.TestClient(stats.wrap(create_app(tiny_classifier, TEST_LIMITS, stats=stats)))
+    client = make_tiny_client(stats=stats)
     served = [client.simulate_post("/inferreview", body=b"text=great", headers=FORM).json for _ in range(3)]
     client.simulate_post("/inferreview", body=b"text=caf%C3%A9", headers=FORM)  # the Python path
     (label,) = served[0]
