@@ -14,6 +14,11 @@ TEXT = "text"
 TITLE, BODY = "title", "body"
 # POST /v1/predict's JSON body.
 TEXTS, K, THRESHOLD = "texts", "k", "threshold"
+# The Open Inference Protocol's tensors (app/oip.py): the input, the outputs and
+# their datatypes; k and threshold as the request's `parameters`.
+INPUT = "text"
+LABEL, PROBABILITY = "label", "probability"
+OUTPUTS = {LABEL: "BYTES", PROBABILITY: "FP32"}
 
 
 class Api:
@@ -45,6 +50,34 @@ class Api:
         return {"application/x-www-form-urlencoded": {"schema": one_text()},
                 "application/json": {"schema": {"oneOf": [one_text(), self.review_schema()]}}}
 
+    def _k_and_threshold(self) -> dict:
+        return {
+            K: {"type": "integer", "minimum": self.min_k, "maximum": self.max_k, "default": self.default_k},
+            THRESHOLD: {"type": "number", "minimum": self.min_threshold, "maximum": self.max_threshold,
+                        "default": self.default_threshold},
+        }
+
+    def infer_schema(self) -> dict:
+        """POST /v2/models/{name}/infer's JSON body (its binary form: app/oip.py)."""
+        tensor = {"type": "object", "required": ["name", "datatype", "shape", "data"], "properties": {
+            "name": {"type": "string", "enum": [INPUT]},
+            "datatype": {"type": "string", "enum": ["BYTES"]},
+            "shape": {"type": "array", "minItems": 1, "maxItems": 1,
+                      "items": {"type": "integer", "minimum": self.min_texts, "maximum": self.max_texts}},
+            "data": {"type": "array", "minItems": self.min_texts, "maxItems": self.max_texts,
+                     "items": self.text_schema()},
+        }}
+        output = {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "enum": list(OUTPUTS)},
+            "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}}}}
+        return {"type": "object", "required": ["inputs"], "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object", "properties": {
+                **self._k_and_threshold(), "binary_data_output": {"type": "boolean"}}},
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor},
+            "outputs": {"type": "array", "minItems": 1, "maxItems": len(OUTPUTS), "items": output},
+        }}
+
     def predict_schema(self) -> dict:
         """POST /v1/predict's JSON body."""
         return {
@@ -52,7 +85,5 @@ class Api:
             "properties": {
                 TEXTS: {"type": "array", "minItems": self.min_texts, "maxItems": self.max_texts,
                         "items": {"oneOf": [self.text_schema(), self.review_schema()]}},
-                K: {"type": "integer", "minimum": self.min_k, "maximum": self.max_k, "default": self.default_k},
-                THRESHOLD: {"type": "number", "minimum": self.min_threshold, "maximum": self.max_threshold,
-                            "default": self.default_threshold},
+                **self._k_and_threshold(),
             }}

@@ -107,10 +107,11 @@ def _probe_in_child(path: Path) -> None:
 class Classifier:
     """A fastText supervised model plus the preprocessing it expects."""
 
-    def __init__(self, model: FastTextModel, manifest: Manifest, sha256: str):
+    def __init__(self, model: FastTextModel, manifest: Manifest, sha256: str, name: str):
         self._model = model
         self.manifest = manifest
         self.sha256 = sha256
+        self.name, self.version = name, manifest.version  # as the Open Inference Protocol names it
         self.normalize = PREPROCESSORS[manifest.preprocessing]
         raw_labels = model.get_labels()
         self.labels = [self._display(label) for label in raw_labels]
@@ -151,7 +152,7 @@ class Classifier:
             raise ModelError(f"model file {model_path} cannot be loaded by fastText: {exc}") from None
         if not model.supervised or not model.get_labels():
             raise ModelError(f"model file {model_path} is not a supervised model")
-        return cls(model, manifest, digest)
+        return cls(model, manifest, digest, manifest.name or model_path.stem)
 
     def _display(self, label: str) -> str:
         if label.startswith(LABEL_PREFIX):

@@ -8,6 +8,7 @@ Standard library only, so `make model` can use it before anything is installed.
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,9 @@ class Manifest:
     fallback: str | None = None
     preprocessing: str = "none"
     label_format: str = "{}"
+    # What the Open Inference Protocol's routes call the model (default: the file's stem).
+    name: str | None = None
+    version: str = "1"
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
@@ -39,6 +43,10 @@ class Manifest:
             raise ModelError(f"model manifest {path} must be a JSON object")
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         manifest = cls(**known)
+        for field in ("name", "version"):
+            value = getattr(manifest, field)
+            if value is not None and not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value)):
+                raise ModelError(f"model manifest {path}: `{field}` must be 1 to 64 letters, digits, _ . or -")
         if manifest.preprocessing not in PREPROCESSORS:
             raise ModelError(
                 f"model manifest {path} names unknown preprocessing "

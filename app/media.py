@@ -95,6 +95,14 @@ def strict_query(query_string: str) -> dict:
 
 
 def json_error_serializer(req, resp, exc: falcon.HTTPError):
-    """Every error is JSON, whatever the client's Accept header says."""
+    """Every error is JSON, whatever the client's Accept header says: on the
+    Open Inference Protocol's routes (paths from /v2 on, as nginx's
+    `location /v2` takes them) in its shape, `{"error": ...}`
+    (as nginx's own errors there: nginx.conf.template's $error_body), else
+    `{"title": ..., "description": ...}`."""
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = dumps(exc.to_dict())
+    if req.path.startswith("/v2"):
+        title = exc.title or exc.status
+        resp.text = dumps({"error": f"{title}: {exc.description}" if exc.description else title})
+    else:
+        resp.text = dumps(exc.to_dict())

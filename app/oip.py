@@ -1,28 +1,32 @@
 """The Open Inference Protocol (KServe v2) over HTTP, for this model: one
 BYTES input `text` of N texts; outputs `label` (BYTES) and `probability`
-(FP32), each of shape [N, k], best first in each row.
+(FP32), each of shape [N, k], best first in each row; `k` and `threshold`
+in the request's `parameters`.
 
-Here are what the protocol's infer request and response look like on the
-wire, parsed and written without Falcon: the JSON form, and Triton's binary
-tensor data extension, which tritonclient, KServe's client and perf_analyzer
-send by default (the JSON header, then each tensor's bytes; a BYTES element
-is its length as a little-endian uint32, then its bytes). The resources
-(app/resources.py) apply the API's limits and normalisation to the texts.
+`add_routes` puts the protocol's routes on the Falcon app: server and model
+metadata, health, readiness, and infer, with the API's limits and
+normalisation (app/resources.py) and the protocol's `{"error": ...}` on every
+error (app/media.py). The infer request and response are read and written
+here, in JSON and in Triton's binary tensor data extension, which
+tritonclient, KServe's client and perf_analyzer send by default: the JSON
+header, then each tensor's bytes, a BYTES element as its length (a
+little-endian uint32) then its bytes.
 """
 
 import struct
 from dataclasses import dataclass
 
+import falcon
 import ujson
 
-from .api import Api
+from . import __version__
+from .api import INPUT, K, LABEL, OUTPUTS, PROBABILITY, THRESHOLD, Api
+from .classifier import Classifier
+from .resources import reject_oversized, review
+from .stats import Stats
 
-INPUT = "text"
-LABEL, PROBABILITY = "label", "probability"
-OUTPUTS = {LABEL: "BYTES", PROBABILITY: "FP32"}
 # The JSON header's length when binary tensor data follows it (Triton's extension).
 HEADER_LENGTH = "Inference-Header-Content-Length"
-K, THRESHOLD = "k", "threshold"
 # Rows a threshold leaves short are padded to k columns, so that the outputs stay rectangular.
 PAD_LABEL, PAD_PROBABILITY = "", 0.0
 
@@ -207,3 +211,119 @@ def encode_infer(model_name: str, model_version: str, request: InferRequest,
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
+
+
+# GET /v2: the server, and the protocol's extensions it speaks.
+SERVER = {"name": "reviewrating", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+class _Model:
+    """What the model routes share: the one model, by its name and version."""
+
+    def __init__(self, classifier: Classifier):
+        self.name, self.version = classifier.name, classifier.version
+
+    def check(self, name: str, version: str | None) -> None:
+        if name != self.name or version not in (None, self.version):
+            model = name if version is None else f"{name} version {version}"
+            raise falcon.HTTPNotFound(title="Unknown model",
+                                      description=f"no model {model}; this server has {self.name} version {self.version}")
+
+
+class ServerMetadata:
+    def on_get(self, req, resp):
+        resp.media = SERVER
+
+
+class Live:
+    def on_get(self, req, resp):
+        resp.media = {"live": True}
+
+
+class ServerReady:
+    """Ready while the model answers its self-test. A draining worker's state
+    is its own (its /readyz): nginx sends a client's requests to the others."""
+
+    def __init__(self, classifier: Classifier):
+        self.classifier = classifier
+
+    def on_get(self, req, resp):
+        ready = self.classifier.self_test()
+        resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
+        resp.media = {"ready": ready}
+
+
+class ModelMetadata(_Model):
+    def __init__(self, classifier: Classifier):
+        super().__init__(classifier)
+        self.classifier = classifier
+        self.metadata = {
+            "name": self.name, "versions": [self.version], "platform": "fasttext",
+            "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [{"name": name, "datatype": datatype, "shape": [-1, -1]} for name, datatype in OUTPUTS.items()],
+        }
+        # Triton's model configuration, the part perf_analyzer reads: no batch dimension of its own.
+        self.config = {"name": self.name, "platform": "fasttext", "max_batch_size": 0}
+
+    def on_get(self, req, resp, name, version=None):
+        self.check(name, version)
+        resp.media = self.metadata
+
+    def on_get_ready(self, req, resp, name, version=None):
+        self.check(name, version)
+        ready = self.classifier.self_test()
+        resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
+        resp.media = {"name": self.name, "ready": ready}
+
+    def on_get_config(self, req, resp, name, version=None):
+        self.check(name, version)
+        resp.media = self.config
+
+
+class Infer(_Model):
+    """POST /v2/models/{name}[/versions/{version}]/infer."""
+
+    def __init__(self, classifier: Classifier, api: Api, stats: Stats):
+        super().__init__(classifier)
+        self.classifier, self.api, self.stats = classifier, api, stats
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name, version=None):
+        self.check(name, version)
+        reject_oversized(req, self.api)
+        try:
+            request = parse_infer(req.bounded_stream.read(), req.get_header(HEADER_LENGTH), self.api)
+        except TooManyTexts as exc:
+            raise falcon.HTTPContentTooLarge(description=str(exc)) from None
+        except InvalidInfer as exc:
+            raise falcon.HTTPBadRequest(title="Invalid inference request", description=str(exc)) from None
+        normalize = self.classifier.normalize
+        texts = []
+        for i, text in enumerate(request.texts):
+            where = f"input '{INPUT}' element {i}"
+            if not isinstance(text, str):
+                raise falcon.HTTPBadRequest(title="Invalid text", description=f"{where} must be a string")
+            texts.append(review(text, self.api, where, falcon.HTTPBadRequest, normalize))
+        predictions = self.classifier.predict_many(texts, k=request.k, threshold=request.threshold)
+        for labels in predictions:
+            if labels:
+                self.stats.predicted(labels[0][0])
+        body, header_length = encode_infer(self.name, self.version, request, predictions)
+        resp.data = body
+        if header_length is None:
+            resp.content_type = falcon.MEDIA_JSON
+        else:
+            resp.content_type = "application/octet-stream"
+            resp.set_header(HEADER_LENGTH, str(header_length))
+
+
+def add_routes(app: falcon.App, classifier: Classifier, api: Api, stats: Stats) -> None:
+    """The protocol's routes, with and without a version in the path."""
+    app.add_route("/v2", ServerMetadata())
+    app.add_route("/v2/health/live", Live())
+    app.add_route("/v2/health/ready", ServerReady(classifier))
+    model, infer = ModelMetadata(classifier), Infer(classifier, api, stats)
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        app.add_route(base, model)
+        app.add_route(f"{base}/ready", model, suffix="ready")
+        app.add_route(f"{base}/config", model, suffix="config")
+        app.add_route(f"{base}/infer", infer)

@@ -6,10 +6,11 @@ enforces. tests/e2e fuzzes the running stack from it (schemathesis): no 5xx,
 every answer of the documented status and shape.
 """
 
-from .api import Api
+from .api import OUTPUTS, Api
 from .classifier import MAX_PROBABILITY
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_OIP_ERROR = {"$ref": "#/components/schemas/OipError"}
 
 
 def _errors(*codes: int) -> dict:
@@ -18,6 +19,55 @@ def _errors(*codes: int) -> dict:
            503: "not ready (draining, or the self-test failed)"}
     return {str(c): {"description": why[c], "content": {"application/json": {"schema": _ERROR}}}
             for c in codes}
+
+
+def _oip_errors(*codes: int) -> dict:
+    """The Open Inference Protocol's errors: `{"error": ...}`."""
+    why = {400: "bad input", 404: "no such model, version or route", 405: "wrong method",
+           413: "too large", 503: "not ready"}
+    return {str(c): {"description": why[c], "content": {"application/json": {"schema": _OIP_ERROR}}}
+            for c in codes}
+
+
+def _oip_get(summary: str, schema: dict, *errors: int) -> dict:
+    return {"get": {"summary": summary, "responses": {
+        "200": {"description": summary, "content": {"application/json": {"schema": schema}}},
+        **_oip_errors(404, *errors)}}}
+
+
+def _object(*required: str, **properties) -> dict:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _oip_paths(api: Api) -> dict:
+    """The Open Inference Protocol's routes (app/oip.py), JSON form."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    string, boolean = {"type": "string"}, {"type": "boolean"}
+    tensor = _object("name", "datatype", "shape", **{
+        "name": {"type": "string", "enum": list(OUTPUTS)}, "datatype": {"type": "string", "enum": ["BYTES", "FP32"]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "data": {"type": "array"}})
+    return {
+        "/v2": _oip_get("The server and the protocol's extensions it speaks",
+                        _object("name", "version", "extensions", name=string, version=string,
+                                extensions={"type": "array", "items": string})),
+        "/v2/health/live": _oip_get("The server answers", _object("live", live=boolean)),
+        "/v2/health/ready": _oip_get("The model is loaded and a self-test passed", _object("ready", ready=boolean), 503),
+        "/v2/models/{name}": {**_oip_get("The model's inputs and outputs",
+                                         _object("name", "inputs", "outputs", name=string,
+                                                 inputs={"type": "array"}, outputs={"type": "array"})),
+                              "parameters": [name]},
+        "/v2/models/{name}/ready": {**_oip_get("The model is ready", _object("name", "ready", name=string, ready=boolean),
+                                               503), "parameters": [name]},
+        "/v2/models/{name}/infer": {"parameters": [name], "post": {
+            "summary": "Labels and probabilities, [N, k], best first in each row (k, threshold: `parameters`)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": api.infer_schema()}}},
+            "responses": {
+                "200": {"description": "the outputs asked for", "content": {"application/json": {"schema": _object(
+                    "model_name", "outputs", model_name=string, model_version=string, id=string,
+                    outputs={"type": "array", "items": tensor})}}},
+                **_oip_errors(400, 404, 413),
+            }}},
+    }
 
 
 def openapi(api: Api) -> dict:
@@ -71,10 +121,13 @@ def openapi(api: Api) -> dict:
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.0", "content": {"application/json": {
                     "schema": {"type": "object"}}}}}}},
+            **_oip_paths(api),
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["title"],
                       "properties": {"title": {"type": "string"}, "description": {"type": "string"}}},
+            "OipError": {"type": "object", "required": ["error"], "additionalProperties": False,
+                         "properties": {"error": {"type": "string"}}},
             "Status": {"type": "object", "required": ["status"],
                        "properties": {"status": {"type": "string"}}},
         }},

@@ -10,7 +10,7 @@ from .normalize import review_text
 from .stats import Stats
 
 
-def _reject_oversized(req: falcon.Request, api: Api) -> int | None:
+def reject_oversized(req: falcon.Request, api: Api) -> int | None:
     """The body's declared length (Falcon parses the header on every read of
     `content_length`, so callers use this), or a 413 if over the limit."""
     length = req.content_length
@@ -42,7 +42,7 @@ def _checked_text(value, api: Api, where: str, error=falcon.HTTPBadRequest) -> s
 _MAY_VANISH = '";:<br/>BR' + "".join(map(chr, [*range(0x21), 0x7F]))
 
 
-def _review(item, api: Api, where: str, error, normalize=None) -> str:
+def review(item, api: Api, where: str, error, normalize=None) -> str:
     """A text given as a string, or as a review's `title` and `body`; one that
     is empty (api.min_text_chars is 1), or (with `normalize`, the model's)
     normalises to nothing, is refused."""
@@ -87,7 +87,7 @@ class InferReview:
                 lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
-        length = _reject_oversized(req, self.api)
+        length = reject_oversized(req, self.api)
         if length:
             if self.respond is not None and req.content_type == falcon.MEDIA_URLENCODED:
                 # The declared length, read from the WSGI input itself: no
@@ -118,7 +118,7 @@ class InferReview:
             where = "review"
         else:
             raise falcon.HTTPBadRequest(title="Missing text", description=_SEND_TEXT)
-        text = _review(item, self.api, where, falcon.HTTPBadRequest, self.classifier.normalize)
+        text = review(item, self.api, where, falcon.HTTPBadRequest, self.classifier.normalize)
         label, probability = self.classifier.predict(text, k=1)[0]
         self.stats.predicted(label)
         resp.text = dumps({label: probability})  # JSON by default; skips the media handler lookup
@@ -140,7 +140,7 @@ class Predict:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
         api = self.api
-        _reject_oversized(req, api)
+        reject_oversized(req, api)
         if req.content_type is None or not req.content_type.startswith(falcon.MEDIA_JSON):
             raise falcon.HTTPUnsupportedMediaType(description="send application/json")
         body = req.get_media()
@@ -161,7 +161,7 @@ class Predict:
         if type(threshold) not in (int, float) or not api.min_threshold <= threshold <= api.max_threshold:
             raise invalid(title="Invalid request", description=self.threshold_is)
         normalize = self.classifier.normalize
-        reviews = [_review(t, api, f"{TEXTS}[{i}]", invalid, normalize) for i, t in enumerate(texts)]
+        reviews = [review(t, api, f"{TEXTS}[{i}]", invalid, normalize) for i, t in enumerate(texts)]
         predictions = self.classifier.predict_many(reviews, k=k, threshold=float(threshold))
         for labels in predictions:
             if labels:

@@ -7,7 +7,7 @@ from bisect import bisect_left
 
 import falcon
 
-from . import resources
+from . import oip, resources
 from .api import Api
 from .classifier import Classifier
 from .config import Limits, Settings
@@ -51,6 +51,7 @@ def create_http_app(classifier: Classifier, limits: Limits, lifecycle: Lifecycle
     app.add_route("/readyz", resources.Ready(classifier, lifecycle))
     app.add_route("/metrics", resources.Metrics(stats, lifecycle, classifier.sha256))
     app.add_route("/openapi.json", resources.OpenAPI(openapi(api)))
+    oip.add_routes(app, classifier, api, stats)
     return app
 
 

@@ -48,11 +48,12 @@ done
 echo "nginx-entrypoint: workers $addresses" >&2
 render "$addresses"
 
-# Upstream health for /metrics on the status port (nginx.conf): the
-# workers in nginx's running configuration and whether each answered /readyz
-# at the last probe (every 10 s, and at once after each reload). Written only
-# once a reload has taken effect, so `make rollout` (docker/rollout.sh) reads
-# here when nginx routes to a new worker.
+# The service's one metrics page, /metrics on the status port (nginx.conf):
+# the workers in nginx's running configuration and whether each answered
+# /readyz at the last probe (every 10 s, and at once after each reload;
+# written only once a reload has taken effect, so `make rollout`
+# (docker/rollout.sh) reads here when nginx routes to a new worker), then
+# every worker's own counters and nginx's (service-metrics.sh), every 2 s.
 probe() {
     mkdir -p "$RUN_DIR/status"
     {
@@ -70,7 +71,13 @@ probe() {
             if curl -fsS -o /dev/null -m 2 $via/readyz 2>/dev/null; then up=1; else up=0; fi
             echo "nginx_upstream_up{address=\"$address\"} $up"
         done
-    } > "$RUN_DIR/status/metrics.new"
+    } > "$RUN_DIR/status/upstreams.prom"
+    publish "$1"
+}
+
+publish() {
+    # shellcheck disable=SC2086
+    { cat "$RUN_DIR/status/upstreams.prom"; "$CONF/service-metrics.sh" $1; } > "$RUN_DIR/status/metrics.new"
     mv "$RUN_DIR/status/metrics.new" "$RUN_DIR/status/metrics"
 }
 
@@ -98,7 +105,7 @@ probe "$addresses"
     ticks=0
     while sleep 2; do
         ticks=$((ticks + 1))
-        [ $((ticks % 5)) -ne 0 ] || probe "$current"
+        if [ $((ticks % 5)) -eq 0 ]; then probe "$current"; else publish "$current"; fi
         latest="$(resolve)"
         if [ -n "$latest" ] && [ "$latest" != "$current" ]; then
             echo "nginx-entrypoint: workers now $latest; reloading" >&2

@@ -1,6 +1,8 @@
 """Bad requests and the 4xx each must get: used by the unit tests (through
 falcon.testing) and by the end-to-end tests (through nginx and bjoern)."""
 
+import json
+
 from app.config import Limits
 
 # Small limits so the limit tests send small bodies.
@@ -75,3 +77,52 @@ def oversized(limits):
         ("batch too large", "POST", "/v1/predict", JSON,
          b'{"texts": [' + b",".join([b'"a"'] * (limits.max_batch + 1)) + b"]}", 413),
     ]
+
+
+def oip_bad_inputs(model: str, limits) -> list:
+    """Bad requests to the Open Inference Protocol's routes for `model`, each
+    answered the protocol's `{"error": ...}` with its 4xx."""
+    infer = f"/v2/models/{model}/infer"
+
+    def text(data, shape=None, **more):
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(data) if shape is None else shape],
+                            "data": data}], **more}
+        return json.dumps(body).encode()
+
+    header = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": 8}}]}).encode()
+    return [
+        ("infer malformed json", "POST", infer, JSON, b'{"inputs": ', 400),
+        ("infer not an object", "POST", infer, JSON, b"[]", 400),
+        ("infer no inputs", "POST", infer, JSON, b'{"inputs": []}', 400),
+        ("infer wrong input name", "POST", infer, JSON, text(["a"]).replace(b'"text"', b'"texts"'), 400),
+        ("infer wrong datatype", "POST", infer, JSON, text(["a"]).replace(b'"BYTES"', b'"FP32"'), 400),
+        ("infer shape not data's", "POST", infer, JSON, text(["a"], shape=2), 400),
+        ("infer text not a string", "POST", infer, JSON, text([5]), 400),
+        ("infer empty text", "POST", infer, JSON, text([""]), 400),
+        ("infer text normalises to nothing", "POST", infer, JSON, text(["<br />"]), 400),
+        ("infer k too big", "POST", infer, JSON, text(["a"], parameters={"k": 99}), 400),
+        ("infer threshold string", "POST", infer, JSON, text(["a"], parameters={"threshold": "x"}), 400),
+        ("infer unknown output", "POST", infer, JSON, text(["a"], outputs=[{"name": "score"}]), 400),
+        ("infer binary header too long", "POST", infer,
+         {**JSON, "Inference-Header-Content-Length": "99999"}, text(["a"]), 400),
+        ("infer binary data cut short", "POST", infer, {"Inference-Header-Content-Length": str(len(header))},
+         header + b"\x05\x00\x00\x00abcd", 400),
+        ("infer unknown model", "POST", "/v2/models/no-such-model/infer", JSON, text(["a"]), 404),
+        ("infer unknown version", "POST", f"/v2/models/{model}/versions/99/infer", JSON, text(["a"]), 404),
+        ("infer wrong method", "GET", infer, {}, b"", 405),
+        ("unknown model metadata", "GET", "/v2/models/no-such-model", {}, b"", 404),
+        ("unknown protocol route", "GET", "/v2/nothing", {}, b"", 404),
+        ("infer too many texts", "POST", infer, JSON, text(["a"] * (limits.max_batch + 1)), 413),
+        ("infer text too long", "POST", infer, JSON, text(["a" * (limits.max_text_chars + 1)]), 413),
+    ]
+
+
+def assert_json_error(path: str, content_type: str, body) -> None:
+    """An error in the shape of its route: the Open Inference Protocol's
+    `{"error": ...}` (exactly application/json, as KServe's client reads it)
+    from /v2 on, `{"title": ...}` elsewhere."""
+    if path.startswith("/v2"):
+        assert content_type == "application/json" and set(body) == {"error"} and body["error"], body
+    else:
+        assert content_type.startswith("application/json") and "title" in body, body

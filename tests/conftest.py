@@ -11,13 +11,13 @@ from app.wsgi import create_app
 from models.train import read_reviews, train
 
 from .bad_inputs import TEST_LIMITS
-from .paths import REAL_MODEL, TINY_DATA
+from .paths import REAL_MODEL, TINY_DATA, TINY_MODEL_NAME
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A small model trained in the test, from tests/data/tiny_reviews.csv."""
-    out = tmp_path_factory.mktemp("tiny") / "tiny.bin"
+    out = tmp_path_factory.mktemp("tiny") / f"{TINY_MODEL_NAME}.bin"
     # One thread and a fixed seed: fastText training is then deterministic.
     return train(read_reviews(TINY_DATA), out, epoch=25, lr=0.5, wordNgrams=2, dim=10,
                  bucket=10_000, thread=1, seed=1)

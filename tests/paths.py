@@ -6,6 +6,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 REAL_MODEL = ROOT / "models" / "amazon_review_full.ftz"
 TINY_DATA = Path(__file__).parent / "data" / "tiny_reviews.csv"
+# The model trained from it (conftest.py), by the name the Open Inference Protocol's routes give it: its file's stem.
+TINY_MODEL_NAME = "tiny"
 
 
 def shared_file(*parts) -> Path:

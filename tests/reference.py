@@ -5,6 +5,8 @@ compares with, written once, each with where it comes from."""
 MODEL_SHA256 = "814f71e0eaacfdff736949f6c1175ed835feb0f85976d70dcc9319cdccfca50f"
 # ../shared/README.md: labels __label__1 … __label__5, read through the manifest's label_format "{} star".
 MODEL_LABELS = [f"{n} star" for n in range(1, 6)]
+# models/amazon_review_full.json (the manifest): the model's name and version on the Open Inference Protocol's routes.
+MODEL_NAME, MODEL_VERSION = "amazon_review_full", "1"
 # ../shared/README.md: dim 10; the .ftz is fastText's quantized form.
 MODEL_DIMENSION, MODEL_QUANTIZED = 10, True
 

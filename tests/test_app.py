@@ -8,7 +8,8 @@ from app.config import Limits, Settings
 from app.wsgi import create_app, get_app
 from falcon import testing
 
-from .bad_inputs import BAD_INPUTS, TEST_LIMITS, oversized
+from .bad_inputs import BAD_INPUTS, TEST_LIMITS, assert_json_error, oip_bad_inputs, oversized
+from .paths import TINY_MODEL_NAME
 
 
 def post_form(client, text, path="/inferreview"):
@@ -119,12 +120,12 @@ def test_batch_equals_single(tiny_client):
 
 
 @pytest.mark.parametrize("name,method,path,headers,body,status",
-                         BAD_INPUTS + oversized(TEST_LIMITS), ids=lambda v: v if isinstance(v, str) else "")
+                         BAD_INPUTS + oversized(TEST_LIMITS) + oip_bad_inputs(TINY_MODEL_NAME, TEST_LIMITS),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_bad_input_gets_json_4xx(tiny_client, name, method, path, headers, body, status):
     result = tiny_client.simulate_request(method, path, headers=headers, body=body)
     assert result.status_code == status, (name, result.text)
-    assert result.headers["content-type"].startswith("application/json")
-    assert "title" in result.json
+    assert_json_error(path, result.headers["content-type"], result.json)
 
 
 def test_errors_are_json_even_when_client_prefers_xml(tiny_client):
@@ -205,10 +206,14 @@ def test_openapi_document_describes_every_route_with_the_limits(tiny_client, tin
     assert doc["openapi"].startswith("3.0")
     # what clients reach through nginx; /metrics is the operator's, on the private network
     assert set(doc["paths"]) == {"/inferreview", "/v1/predict", "/v1/model", "/healthz", "/readyz",
-                                 "/openapi.json"}
+                                 "/openapi.json", "/v2", "/v2/health/live", "/v2/health/ready",
+                                 "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer"}
     for path, methods in doc["paths"].items():  # every documented operation exists
         for method in methods:
-            assert tiny_client.simulate_request(method.upper(), path).status_code not in (404, 405), path
+            if method == "parameters":
+                continue
+            reached = tiny_client.simulate_request(method.upper(), path.format(name=tiny_classifier.name))
+            assert reached.status_code not in (404, 405), path
     predict = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert predict["properties"]["texts"]["maxItems"] == TEST_LIMITS.max_batch
     assert predict["properties"]["k"]["maximum"] == len(tiny_classifier.labels)

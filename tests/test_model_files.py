@@ -11,6 +11,7 @@ from app.classifier import Classifier
 from app.manifest import ModelError, sha256_of
 
 from .paths import REAL_MODEL, ROOT, shared_file
+from .reference import MODEL_NAME, MODEL_VERSION
 from .reference import MODEL_SHA256 as SHA
 
 
@@ -88,6 +89,17 @@ def test_unloadable_model_without_manifest_is_a_clear_error(tmp_path, content):
     (tmp_path / "m.ftz").write_bytes(content)
     with pytest.raises(ModelError, match="cannot be loaded by fastText"):
         Classifier.load(tmp_path / "m.ftz")
+
+
+def test_the_protocols_name_and_version_come_from_the_manifest(real_classifier):
+    assert (real_classifier.name, real_classifier.version) == (MODEL_NAME, MODEL_VERSION)
+
+
+@pytest.mark.parametrize("field,value", [("name", "a/b"), ("name", ""), ("version", 2), ("version", "x" * 65)])
+def test_a_name_or_version_unfit_for_a_url_is_refused(tmp_path, field, value):
+    manifest = write_manifest(tmp_path, **{field: value})
+    with pytest.raises(ModelError, match=f"`{field}` must be 1 to 64"):
+        Classifier.load(REAL_MODEL, manifest)
 
 
 def test_manifest_with_unknown_preprocessing_is_refused(tmp_path):

@@ -16,6 +16,8 @@ from app import oip
 from app.api import Api
 from app.config import Limits
 
+from .paths import TINY_MODEL_NAME
+
 API = Api(Limits(max_batch=4), [f"{n} star" for n in range(1, 6)])
 TEXTS = ["i love this", "it was ok", "é ✓ 😀"]
 # What the model would answer for TEXTS with k=2 and a threshold that cut the last row short.
@@ -156,3 +158,46 @@ def test_more_texts_than_the_limit_is_its_own_error():
     body = ujson.dumps({"inputs": [_tensor(shape=[5], data=["x"] * 5)]}).encode()
     with pytest.raises(oip.TooManyTexts, match="5 texts in one request; the limit is 4"):
         oip.parse_infer(body, None, API)
+
+
+# Through the app, as a worker serves it (falcon.testing; the tiny model).
+
+def test_a_binary_infer_through_the_app_answers_what_v1_predict_does(tiny_client):
+    texts = ["great product, love it", "terrible, broke at once"]
+    text = triton.InferInput("text", [len(texts)], "BYTES")
+    text.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+    body, json_size = triton.InferenceServerClient.generate_request_body(
+        [text], [triton.InferRequestedOutput("label"), triton.InferRequestedOutput("probability")],
+        request_id="x-1", parameters={"k": 2})
+    answer = tiny_client.simulate_post(f"/v2/models/{TINY_MODEL_NAME}/versions/1/infer", body=body,
+                                       headers={oip.HEADER_LENGTH: str(json_size)})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/octet-stream"
+    result = triton.InferenceServerClient.parse_response_body(
+        answer.content, header_length=int(answer.headers[oip.HEADER_LENGTH]))
+    got = [[(label.decode(), p) for label, p in zip(labels, probabilities)]
+           for labels, probabilities in zip(result.as_numpy("label"), result.as_numpy("probability").tolist())]
+    v1 = tiny_client.simulate_post("/v1/predict", json={"texts": texts, "k": 2}).json["predictions"]
+    assert got == [[(p["label"], np.float32(p["probability"])) for p in row] for row in v1]
+    assert result.get_response()["id"] == "x-1"
+
+
+def test_the_metadata_routes_name_the_model_from_its_manifest(tiny_client, tiny_classifier):
+    server = tiny_client.simulate_get("/v2").json
+    assert server["name"] == "reviewrating" and server["extensions"] == ["binary_tensor_data"]
+    assert tiny_client.simulate_get("/v2/health/live").json == {"live": True}
+    assert tiny_client.simulate_get("/v2/health/ready").json == {"ready": True}
+    for base in (f"/v2/models/{TINY_MODEL_NAME}", f"/v2/models/{TINY_MODEL_NAME}/versions/1"):
+        model = tiny_client.simulate_get(base).json
+        assert (model["name"], model["versions"]) == (TINY_MODEL_NAME, [tiny_classifier.version])
+        assert tiny_client.simulate_get(f"{base}/ready").json == {"name": TINY_MODEL_NAME, "ready": True}
+        assert tiny_client.simulate_get(f"{base}/config").json["max_batch_size"] == 0
+
+
+def test_infer_predictions_are_counted(tiny_client):
+    body = ujson.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3],
+                                    "data": ["good", "bad", "fine"]}]})
+    assert tiny_client.simulate_post(f"/v2/models/{TINY_MODEL_NAME}/infer", body=body).status_code == 200
+    page = tiny_client.simulate_get("/metrics").text
+    counted = sum(int(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+                  if line.startswith("worker_predictions_total{"))
+    assert counted == 3

@@ -60,8 +60,10 @@ def _supervisord_pid() -> int | None:
         return None
 
 
-def _supervisord_conf(run: Path, workers: int, base_port: int, nginx: str, shutdown_timeout: float) -> str:
+def _supervisord_conf(run: Path, workers: int, base_port: int, nginx: str, shutdown_timeout: float,
+                      addresses: list[str]) -> str:
     nginx_dir = run / "nginx"
+    status_env = ",".join(f'{name}="{value}"' for name, value in nginx_addresses().items())
     return f"""\
 [supervisord]
 logfile={run}/logs/supervisord.log
@@ -98,6 +100,17 @@ startsecs=1
 stopsignal=QUIT
 redirect_stderr=true
 stdout_logfile={run}/logs/nginx.log
+
+; The service's one metrics page, nginx's status port's /metrics: every worker's
+; counters and nginx's, rewritten every 2 s.
+[program:metrics]
+command={PROJECT_ROOT}/nginx/service-metrics.sh --every 2 --out {nginx_dir}/status/metrics {" ".join(addresses)}
+environment={status_env}
+autorestart=true
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile={run}/logs/metrics.log
 """
 
 
@@ -115,6 +128,7 @@ def up(workers: int) -> int:
 
     nginx_dir = run / "nginx"
     (nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    (nginx_dir / "status").mkdir(exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
     addresses = [f"127.0.0.1:{base_port + i}" for i in range(workers)]
     nginxconf.render(nginx_dir, addresses, **nginx_addresses())
@@ -127,7 +141,7 @@ def up(workers: int) -> int:
         print(f"nginx rejects the config:\n{check.stderr}", file=sys.stderr)
         return 1
     conf = run / "supervisord.conf"
-    conf.write_text(_supervisord_conf(run, workers, base_port, nginx, settings.shutdown_timeout))
+    conf.write_text(_supervisord_conf(run, workers, base_port, nginx, settings.shutdown_timeout, addresses))
     subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], check=True)
 
     # nginx's /readyz: a worker answered through it.

@@ -24,14 +24,15 @@ WORKERS = 2
 PROJECT = "reviewrating"  # docker-compose.yml's name
 ENV = {**os.environ, "WORKERS": str(WORKERS)}
 # The product needs no Rust: the stacks come up (`make up`, `make local-up`)
-# with cargo and rustc off the PATH, and in their place a cargo that fails and
-# leaves RUST_CALLED behind, so a call that something ignored still shows.
+# with cargo and rustc off the PATH, and in cargo's place one that fails and
+# leaves RUST_CALLED behind, so a build that something ignored still shows.
+# (No rustc stands in: pip asks `rustc --version` for its user agent, and
+# does without it.)
 NO_RUST = Path(tempfile.mkdtemp(prefix="no-rust-"))
 RUST_CALLED = NO_RUST / "called"
-for _tool in ("cargo", "rustc", "rustup"):
-    (NO_RUST / _tool).write_text(f'#!/bin/sh\necho "$0 $*" >> {RUST_CALLED}\n'
-                                 f'echo "{_tool}: the product must not need it" >&2\nexit 97\n')
-    (NO_RUST / _tool).chmod(0o755)
+(NO_RUST / "cargo").write_text(f'#!/bin/sh\necho "$0 $*" >> {RUST_CALLED}\n'
+                               'echo "cargo: the product must not need it" >&2\nexit 97\n')
+(NO_RUST / "cargo").chmod(0o755)
 NO_RUST_ENV = {**ENV, "PATH": os.pathsep.join(
     [str(NO_RUST)] + [d for d in ENV["PATH"].split(os.pathsep)
                       if d and not any(os.access(os.path.join(d, t), os.X_OK) for t in ("cargo", "rustc"))])}
@@ -122,6 +123,10 @@ class Stack:
         """Until `worker` runs again as a new process and is ready."""
         raise NotImplementedError
 
+    def nginx_log(self) -> str:
+        """What nginx wrote to its log: its errors and the failures' access log."""
+        raise NotImplementedError
+
     def pids(self) -> dict[str, int]:
         return {w: self.pid(w) for w in self.workers()}
 
@@ -164,6 +169,9 @@ class LocalStack(Stack):
     def metrics(self, worker: str) -> str:
         return requests.get(f"http://127.0.0.1:{self.port(worker)}/metrics", timeout=5).text
 
+    def nginx_log(self) -> str:
+        return (localstack.run_dir() / "logs" / "nginx.log").read_text(errors="replace")
+
     def wait_back(self, worker: str, old_pid: int) -> None:
         # supervisord brings the worker back by itself
         wait_for(lambda: "RUNNING" in self.supervisorctl("status", worker) and self.pid(worker) != old_pid,
@@ -190,6 +198,11 @@ class ComposeStack(Stack):
                    "s.connect(f'/run/workers/{socket.gethostname()}.sock'); "
                    "s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n'); "
                    "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())").stdout
+
+    def nginx_log(self) -> str:
+        (nginx,) = containers("nginx")
+        logs = run("docker", "logs", nginx)
+        return logs.stdout + logs.stderr
 
     def wait_back(self, worker: str, old_pid: int) -> None:
         # restart: unless-stopped brings it back, and its healthcheck says when it is ready

@@ -10,8 +10,8 @@ import requests
 from app.config import Limits
 from stacktools.ready import wait_for
 
-from ..bad_inputs import BAD_INPUTS, oversized
-from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT, MODEL_SHA256, PREDICTIONS
+from ..bad_inputs import BAD_INPUTS, assert_json_error, oip_bad_inputs, oversized
+from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT, MODEL_NAME, MODEL_SHA256, PREDICTIONS
 from .stacks import WORKERS, listening
 from .traffic import BASE, readme_curl, spread_over, under_load
 
@@ -38,12 +38,12 @@ def test_json_api_through_nginx(stack):
 
 
 @pytest.mark.parametrize("name,method,path,headers,body,status",
-                         BAD_INPUTS + oversized(Limits()), ids=lambda v: v if isinstance(v, str) else "")
+                         BAD_INPUTS + oversized(Limits()) + oip_bad_inputs(MODEL_NAME, Limits()),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_bad_input_through_nginx(stack, name, method, path, headers, body, status):
     r = requests.request(method, BASE + path, headers=headers, data=body, timeout=10)
     assert r.status_code == status, (name, r.text)
-    assert r.headers["content-type"].startswith("application/json")
-    assert "title" in r.json()
+    assert_json_error(path, r.headers["content-type"], r.json())
 
 
 def test_huge_body_is_refused_without_reaching_a_worker(stack):
@@ -105,3 +105,58 @@ def test_internal_and_unknown_paths_are_a_json_404_from_nginx(stack, path):
         assert "worker_" not in r.text
     # nginx answered: no worker did (a worker's 404 reads the same)
     assert stack.refusals() == before
+
+
+@pytest.mark.parametrize("sent,kept", [
+    ("order-2026-12-03.17", True), ("a" * 128, True), ("a" * 129, False), ("with space", False), ("", False),
+])
+def test_every_answer_carries_the_request_id_the_worker_got(stack, sent, kept):
+    """A client's X-Request-ID (1-128 printable characters, no space) is kept,
+    else nginx makes one; answers carry it, errors included, whoever answered."""
+    headers = {"X-Request-ID": sent} if sent else {}
+    answers = [
+        requests.post(f"{BASE}/inferreview", data={"text": "it was ok"}, headers=headers, timeout=10),  # a worker's 200
+        requests.post(f"{BASE}/inferreview", data={"text": ""}, headers=headers, timeout=10),  # a worker's 400
+        requests.get(f"{BASE}/nope", headers=headers, timeout=10),  # nginx's 404
+        requests.request("TRACE", f"{BASE}/healthz", headers=headers, timeout=10),  # nginx's 405
+        requests.get(f"{BASE}/v2/models/no-such-model", headers=headers, timeout=10),  # the protocol's 404
+    ]
+    ids = [r.headers.get("X-Request-ID") for r in answers]
+    assert [r.status_code for r in answers] == [200, 400, 404, 405, 404]
+    if kept:
+        assert ids == [sent] * len(answers)
+    else:
+        assert all(i and len(i) == 32 and int(i, 16) >= 0 for i in ids) and len(set(ids)) == len(ids), ids
+
+
+def test_a_failure_is_logged_with_its_request_id(stack):
+    request_id = f"trace-{os.getpid()}-{stack.name}"
+    r = requests.get(f"{BASE}/v2/nothing-here", headers={"X-Request-ID": request_id}, timeout=10)
+    assert r.status_code == 404 and r.headers["X-Request-ID"] == request_id
+    # the failures' access log is buffered (flush=5s)
+    line = wait_for(lambda: next((l for l in stack.nginx_log().splitlines() if f"id={request_id}" in l), None),
+                    15, "the failure's log line", interval=0.5)
+    assert '"GET /v2/nothing-here HTTP/1.1" 404 ' in line
+
+
+def test_one_metrics_page_for_the_whole_service(stack):
+    """The status port's /metrics: every worker's counters, each with its
+    worker label, and nginx's, on one page a Prometheus parser reads."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(10):
+        assert requests.post(f"{BASE}/inferreview", data={"text": "it was ok"}, timeout=10).status_code == 200
+
+    def page():
+        text = requests.get("http://127.0.0.1:9001/metrics", timeout=5).text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        workers = {s.labels.get("worker") for s in families.get("worker_requests", ()).samples} \
+            if "worker_requests" in families else set()
+        return families if len(workers) == WORKERS else None
+
+    families = wait_for(page, 15, "every worker on the status page", interval=0.5)
+    served = {s.labels["worker"]: s.value for s in families["worker_predictions"].samples}
+    assert len(served) == WORKERS and sum(served.values()) >= 10, served
+    assert {"nginx_connections_accepted", "nginx_http_requests", "nginx_connections"} <= set(families)
+    histogram = families["worker_request_duration_seconds"]
+    assert {s.labels["worker"] for s in histogram.samples} == set(served)
