@@ -63,28 +63,30 @@ def review(item, api: Api, where: str, error, normalize=None) -> str:
 _SEND_TEXT = f"send a form field or JSON key `{TEXT}`"
 
 
-def compiled_inferreview(classifier: Classifier, max_chars: int):
+def compiled_inferreview(classifier: Classifier, max_chars: int, stats: Stats | None = None):
     """The compiled POST /inferreview for this classifier (Classifier.responder),
     or None: its answers start `{"5 star":` exactly as the Python path's
-    `dumps({label: probability})` does."""
+    `dumps({label: probability})` does. It counts its own predictions,
+    which `stats` then adds to /metrics."""
     heads = [dumps({label: 0.5})[:-len("0.5}")] for label in classifier.labels]
-    return classifier.responder(heads, max_chars)
+    native = classifier.responder(heads, max_chars)
+    if native is not None and stats is not None:
+        stats.counted_elsewhere.append(
+            lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
+    return native
 
 
 class InferReview:
     """POST /inferreview: the seed's contract, `text=...` in, `{"5 star": 0.88}` out."""
 
-    def __init__(self, classifier: Classifier, api: Api, stats: Stats, compiled: bool = True):
+    def __init__(self, classifier: Classifier, api: Api, stats: Stats, native=None):
         self.classifier = classifier
         self.api = api
         self.stats = stats
-        # The plain form body answered in one compiled call (app/native),
-        # which counts its own predictions for /metrics.
-        native = compiled_inferreview(classifier, api.max_text_chars) if compiled else None
+        # The plain form body answered in one compiled call (compiled_inferreview):
+        # here for what reaches Falcon (the worker's wrapper answers the
+        # plainest requests before it), such as a charset in the content type.
         self.respond = native.respond if native else None
-        if native:
-            stats.counted_elsewhere.append(
-                lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response):
         length = reject_oversized(req, self.api)

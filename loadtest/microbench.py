@@ -105,15 +105,18 @@ def main(argv=None) -> int:
     from app.wsgi import create_app, create_http_app
 
     classifier = Classifier.load(args.model)
-    # The Falcon app alone, and beside it what a worker serves (create_app: in its wrapper).
-    app = create_http_app(classifier, Limits(), no_drain(), Stats())
+    # The Falcon app alone, and beside it what a worker serves (create_app: in
+    # its wrapper, which answers the plain POST before Falcon).
+    stats = Stats()
+    app = create_http_app(classifier, Limits(), no_drain(), stats,
+                          compiled_inferreview(classifier, Limits().max_text_chars, stats))
     form = StrictFormHandler()
     text = parse_qs(BODY.decode())["text"][0]
     normalized = classifier.normalize(text)
 
     counted_post, _ = wsgi_call(create_app(classifier), "POST", "/inferreview", BODY)
     post, post_status = wsgi_call(app, "POST", "/inferreview", BODY)
-    python_post, _ = wsgi_call(create_http_app(classifier, Limits(), no_drain(), Stats(), compiled=False),
+    python_post, _ = wsgi_call(create_http_app(classifier, Limits(), no_drain(), Stats()),
                                "POST", "/inferreview", BODY)
     respond = compiled_inferreview(classifier, 20_000).respond
     assert respond(BODY) is not None
@@ -122,8 +125,8 @@ def main(argv=None) -> int:
     assert post_status[-1].startswith("200") and health_status[-1].startswith("200"), (post_status, health_status)
 
     parts = [
-        ("POST /inferreview through the WSGI app", post),
-        ("  the same, counted for /metrics (as get_app serves)", counted_post),
+        ("POST /inferreview through the Falcon app", post),
+        ("  as a worker serves it (the wrapper, before Falcon)", counted_post),
         ("  form parsing (the app's handler)", lambda: form.deserialize_body(BODY)),
         ("  form parsing (the standard library's parse_qs)",
          lambda: parse_qs(BODY.decode("ascii"), keep_blank_values=True)),

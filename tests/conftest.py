@@ -1,6 +1,7 @@
 """The models the tests use (a tiny one trained here, and the real one: `make
 model`), and clients of what a worker serves, built by `create_app`."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from app.wsgi import create_app
 from models.train import read_reviews, train
 
 from .bad_inputs import TEST_LIMITS
-from .paths import REAL_MODEL, TINY_DATA, TINY_MODEL_NAME
+from .paths import REAL_MODEL, TINY_DATA, TINY_MODEL_NAME, shared_file
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,19 @@ def real_classifier(real_model_path) -> Classifier:
 @pytest.fixture
 def real_client(real_classifier) -> testing.TestClient:
     return testing.TestClient(create_app(real_classifier))
+
+
+# The labelled reviews of ../shared/data, as texts (a review's body, and its
+# title and body as the model's training data joined them).
+LABELLED_DATA = ["amazon_review_full_test_first999_notitle.csv", "amazon_review_polarity_test_first6459.csv",
+                 "marc_en_test.csv", "marc_en_validation.csv"]
+
+
+@pytest.fixture(scope="session")
+def labelled_texts() -> list[str]:
+    texts = []
+    for name in LABELLED_DATA:
+        with shared_file("data", name).open(newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                texts += [row[-1], f"{row[-2]} , {row[-1]}"] if len(row) >= 3 else [row[-1]]
+    return texts

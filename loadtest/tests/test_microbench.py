@@ -14,7 +14,7 @@ def test_microbench_runs_every_part(capsys):
     assert lines[0].startswith("part")
     figures = {line[:52].strip(): float(line[52:]) for line in lines[1:]}
     assert len(figures) == 11 and all(v > 0 for v in figures.values()), figures
-    assert "POST /inferreview through the WSGI app" in figures
+    assert "POST /inferreview through the Falcon app" in figures
 
 
 @pytest.mark.e2e  # valgrind, ~30 s
