@@ -14,7 +14,7 @@
 #   render.sh --get NAME      print one of those
 set -eu
 case "$0" in */*) HERE=${0%/*} ;; *) HERE=. ;; esac
-TEMPLATES="nginx.conf proxy.conf upstream.conf"
+TEMPLATES="nginx.conf proxy.conf route.conf upstream.conf"
 nl='
 '
 
@@ -101,11 +101,13 @@ for address in "$@"; do
 done
 
 # What the templates hold beyond the settings and the addresses above.
-NGINX_PUBLIC_EXTRA="${NGINX_EXTRA_ROUTE:+ $NGINX_EXTRA_ROUTE 1;}"
+NGINX_EXTRA_LOCATION="${NGINX_EXTRA_ROUTE:+$nl        location = $NGINX_EXTRA_ROUTE { include route.conf; \}}"
 if [ -n "$NGINX_ANSWER" ]; then
     NGINX_HANDLER="return 200 '$NGINX_ANSWER';"
+    NGINX_READY_HANDLER=$NGINX_HANDLER
 else
     NGINX_HANDLER="proxy_pass http://workers;"
+    NGINX_READY_HANDLER="proxy_pass http://workers/healthz;"
 fi
 b=$NGINX_MAX_BODY_BYTES
 if [ $((b % 1048576)) -eq 0 ]; then NGINX_MAX_BODY_TEXT="$((b / 1048576)) MiB"
@@ -119,7 +121,7 @@ NGINX_STATUS_GEO=$(lines "        " " 1;" $NGINX_STATUS_CLIENTS)
 NGINX_UPSTREAM_SERVERS=$(lines "    server " " max_conns=$NGINX_WORKER_IN_FLIGHT max_fails=1 fail_timeout=5s;" "$@")
 NGINX_UPSTREAM_ADDRESSES="$*"
 
-placeholders="$names $addresses NGINX_PUBLIC_EXTRA NGINX_HANDLER NGINX_MAX_BODY_TEXT
+placeholders="$names $addresses NGINX_EXTRA_LOCATION NGINX_HANDLER NGINX_READY_HANDLER NGINX_MAX_BODY_TEXT
     NGINX_CLIENT_BATCHES_TEXT NGINX_STATUS_GEO NGINX_UPSTREAM_SERVERS NGINX_UPSTREAM_ADDRESSES"
 list=""
 for n in $placeholders; do
