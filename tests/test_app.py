@@ -8,6 +8,7 @@ from app.config import Limits, Settings
 from app.wsgi import create_app, get_app
 from falcon import testing
 
+from . import metrics
 from .bad_inputs import BAD_INPUTS, TEST_LIMITS, assert_json_error, oip_bad_inputs, oversized
 from .paths import TINY_MODEL_NAME
 
@@ -173,9 +174,9 @@ def test_metrics_in_prometheus_text(tiny_client, tiny_classifier):
     result = tiny_client.simulate_get("/metrics")
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/plain")
-    assert "\nworker_requests_total 4\n" in result.text  # the read counts itself
-    assert "\nworker_draining 0\n" in result.text
-    assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}} 1' in result.text
+    assert metrics.value(result.text, "worker_requests_total") == 4  # the read counts itself
+    assert metrics.value(result.text, "worker_draining") == 0
+    assert metrics.value(result.text, "worker_model_info", sha256=tiny_classifier.sha256) == 1
 
 
 def test_the_wrapper_closes_connections_while_draining(make_tiny_client):
@@ -195,7 +196,8 @@ def test_the_wrapper_closes_connections_while_draining(make_tiny_client):
     assert client.simulate_get("/readyz").status_code == 503
     page = client.simulate_get("/metrics")
     assert page.headers["connection"] == "close"
-    assert "\nworker_draining 1\n" in page.text and "\nworker_requests_total 4\n" in page.text
+    assert metrics.value(page.text, "worker_draining") == 1
+    assert metrics.value(page.text, "worker_requests_total") == 4
     assert lifecycle.in_flight == 0 and lifecycle.last_request > before
 
 
@@ -253,17 +255,14 @@ def test_metrics_count_statuses_latency_and_labels(tiny_client, tiny_classifier)
     assert post_form(tiny_client, "").status_code == 400
     assert tiny_client.simulate_get("/nowhere").status_code == 404
     page = tiny_client.simulate_get("/metrics").text
-    values = dict(line.rsplit(" ", 1) for line in page.splitlines() if not line.startswith("#"))
-    assert values['worker_http_requests_total{code="200"}'] == "2"
-    assert values['worker_http_requests_total{code="400"}'] == "1"
-    assert values['worker_http_requests_total{code="404"}'] == "1"
-    assert values['worker_request_duration_seconds_bucket{le="+Inf"}'] == "4"
-    assert values["worker_request_duration_seconds_count"] == "4"
-    assert float(values["worker_request_duration_seconds_sum"]) > 0
-    labels = {k: int(v) for k, v in values.items() if k.startswith("worker_predictions_total")}
+    assert metrics.by_label(page, "worker_http_requests_total", "code") == {"200": 2, "400": 1, "404": 1}
+    assert metrics.value(page, "worker_request_duration_seconds_bucket", le="+Inf") == 4
+    assert metrics.value(page, "worker_request_duration_seconds_count") == 4
+    assert metrics.value(page, "worker_request_duration_seconds_sum") > 0
+    labels = metrics.by_label(page, "worker_predictions_total", "label")
     assert sum(labels.values()) == 3  # one form text, two batch texts
-    assert all(k.split('"')[1] in tiny_classifier.labels for k in labels)
-    assert f'worker_model_info{{sha256="{tiny_classifier.sha256}"}}' in values
+    assert set(labels) <= set(tiny_classifier.labels)
+    assert metrics.value(page, "worker_model_info", sha256=tiny_classifier.sha256) == 1
 
 
 def test_get_app_serves_what_create_app_builds(tiny_model_path, tiny_classifier):

@@ -16,6 +16,7 @@ from app import oip
 from app.api import Api
 from app.config import Limits
 
+from . import metrics
 from .paths import TINY_MODEL_NAME
 
 API = Api(Limits(max_batch=4), [f"{n} star" for n in range(1, 6)])
@@ -197,7 +198,4 @@ def test_infer_predictions_are_counted(tiny_client):
     body = ujson.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3],
                                     "data": ["good", "bad", "fine"]}]})
     assert tiny_client.simulate_post(f"/v2/models/{TINY_MODEL_NAME}/infer", body=body).status_code == 200
-    page = tiny_client.simulate_get("/metrics").text
-    counted = sum(int(line.rsplit(" ", 1)[1]) for line in page.splitlines()
-                  if line.startswith("worker_predictions_total{"))
-    assert counted == 3
+    assert metrics.total(tiny_client.simulate_get("/metrics").text, "worker_predictions_total") == 3

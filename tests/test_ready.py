@@ -3,14 +3,14 @@
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from stacktools.ready import NotReady, wait_for, wait_until_ready
 
 from .paths import ROOT
+from .rawhttp import stub_server
 
 
 class _Warming(BaseHTTPRequestHandler):
@@ -30,11 +30,8 @@ class _Warming(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Warming)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with stub_server(_Warming) as url:
+        yield url
 
 
 def test_returns_once_the_server_answers_200(server):

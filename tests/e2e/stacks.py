@@ -17,8 +17,8 @@ import requests
 from stacktools import localstack
 from stacktools.ready import wait_for, wait_until_ready
 
+from .. import metrics
 from ..paths import ROOT
-from .traffic import predictions
 
 WORKERS = 2
 PROJECT = "reviewrating"  # docker-compose.yml's name
@@ -72,10 +72,6 @@ def listening(port: int) -> list[str]:
     return [address for address, local_port, state in tcp_sockets() if local_port == port and state == LISTEN]
 
 
-def answered(page: str) -> dict[str, int]:
-    """A worker's answers by status code, from its /metrics page."""
-    return {line.split('"')[1]: int(line.rsplit(" ", 1)[1]) for line in page.splitlines()
-            if line.startswith("worker_http_requests_total{")}
 
 
 def containers(service: str) -> list[str]:
@@ -132,11 +128,12 @@ class Stack:
 
     def predictions(self) -> list[int]:
         """Predictions each worker served (nginx's and Docker's probes do not count)."""
-        return [predictions(self.metrics(w)) for w in self.workers()]
+        return [metrics.total(self.metrics(w), "worker_predictions_total") for w in self.workers()]
 
     def refusals(self) -> list[dict[str, int]]:
         """Each worker's answers other than 200 (the probes and the /metrics reads are 200s)."""
-        return [{code: n for code, n in answered(self.metrics(w)).items() if code != "200"} for w in self.workers()]
+        return [{code: n for code, n in metrics.by_label(self.metrics(w), "worker_http_requests_total", "code").items()
+                 if code != "200"} for w in self.workers()]
 
 
 class LocalStack(Stack):

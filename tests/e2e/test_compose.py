@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 import requests
 
+from .. import metrics
 from ..paths import ROOT
 from ..reference import CURL_LABEL, CURL_TEXT
 from . import stacks
@@ -92,9 +93,9 @@ def test_nginx_reports_upstream_health():
         assert "worker_requests_total" in page
         assert f"unix:{sock}" in run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/upstreams").stdout
     page = run("docker", "exec", nginx, "curl", "-fsS", "http://127.0.0.1:9001/metrics").stdout
-    assert f"nginx_upstream_workers {WORKERS}" in page
-    up = [line for line in page.splitlines() if line.startswith("nginx_upstream_up{")]
-    assert len(up) == WORKERS and all(line.endswith(" 1") for line in up), page
+    assert metrics.value(page, "nginx_upstream_workers") == WORKERS
+    up = metrics.by_label(page, "nginx_upstream_up", "address")
+    assert len(up) == WORKERS and set(up.values()) == {1}, page
 
 
 def test_nginx_hides_its_version():

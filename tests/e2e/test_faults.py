@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from ..rawhttp import read_until_closed
 from .stacks import ESTABLISHED, tcp_sockets
 from .traffic import BASE, recorded_load
 
@@ -119,7 +120,7 @@ def test_slow_clients_do_not_hold_the_workers(local_stack):
         served_meanwhile = sum(local_stack.predictions()) - served_before
         for s in bodies:
             s.sendall(body[sent:])
-        answers = [b"".join(iter(lambda s=s: s.recv(65536), b"")) for s in bodies]
+        answers = [read_until_closed(s) for s in bodies]
     finally:
         for s in headers + bodies:
             s.close()

@@ -4,12 +4,10 @@ The checks every stack must pass are in test_smoke.py."""
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -19,6 +17,7 @@ from stacktools import localstack, nginxconf
 from stacktools.ready import wait_for
 
 from ..paths import REAL_MODEL, ROOT, shared_file
+from ..rawhttp import exchange, free_port
 from ..reference import ACCURACY
 from . import stacks
 from .traffic import BASE
@@ -32,16 +31,6 @@ def test_make_local_up_needs_no_rust():
     assert not stacks.RUST_CALLED.exists(), stacks.RUST_CALLED.read_text()
 
 
-def raw_http(payload: bytes) -> bytes:
-    url = urlsplit(BASE)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
-        conn.sendall(payload)
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-        return data
-
-
 @pytest.mark.parametrize("payload,status", [
     (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
     (b"POST /inferreview HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", b"400"),
@@ -50,7 +39,7 @@ def raw_http(payload: bytes) -> bytes:
      b"Content-Length: 2000000\r\nConnection: close\r\n\r\n", b"413"),
 ], ids=["garbage", "bad content-length", "huge header", "10 MB-class body"])
 def test_malformed_http_gets_json_from_nginx(payload, status):
-    response = raw_http(payload)
+    response = exchange(payload)
     assert response.split(b" ")[1] == status, response[:200]
     head, _, body = response.partition(b"\r\n\r\n")
     assert b"application/json" in head
@@ -131,7 +120,7 @@ def test_the_public_routes_reach_the_workers():
     (b"GET /_error/502 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"404"),
 ], ids=["505", "501", "internal error page"])
 def test_nginx_own_errors_are_json(payload, status):
-    response = raw_http(payload)
+    response = exchange(payload)
     assert response.split(b" ")[1] == status, response[:200]
     head, _, body = response.partition(b"\r\n\r\n")
     assert b"application/json" in head
@@ -141,11 +130,7 @@ def test_nginx_own_errors_are_json(payload, status):
 def test_the_status_port_refuses_other_addresses_with_json(tmp_path):
     """A second nginx from the same config whose status port admits no loopback
     address: nginx's 403 there is JSON, like every other error of its own."""
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    ports = [free_port(), free_port()]
     clients = nginxconf.settings()["NGINX_STATUS_CLIENTS"].split()
     assert "127.0.0.0/8" in clients
     nginxconf.render(tmp_path, ["127.0.0.1:8001"], **localstack.nginx_addresses("127.0.0.1"),

@@ -11,6 +11,7 @@ import requests
 from app.config import Limits
 from stacktools.ready import wait_for
 
+from .. import metrics
 from ..bad_inputs import BAD_INPUTS, assert_json_error, oip_bad_inputs, oversized
 from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT, MODEL_NAME, MODEL_SHA256, PREDICTIONS
 from .stacks import WORKERS, listening
@@ -144,21 +145,20 @@ def test_a_failure_is_logged_with_its_request_id(stack):
 def test_one_metrics_page_for_the_whole_service(stack):
     """The status port's /metrics: every worker's counters, each with its
     worker label, and nginx's, on one page a Prometheus parser reads."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     for _ in range(10):
         assert requests.post(f"{BASE}/inferreview", data={"text": "it was ok"}, timeout=10).status_code == 200
 
     def page():
         text = requests.get("http://127.0.0.1:9001/metrics", timeout=5).text
-        families = {f.name: f for f in text_string_to_metric_families(text)}
-        workers = {s.labels.get("worker") for s in families.get("worker_requests", ()).samples} \
-            if "worker_requests" in families else set()
-        return families if len(workers) == WORKERS else None
+        return text if len(metrics.by_label(text, "worker_requests_total", "worker")) == WORKERS else None
 
-    families = wait_for(page, 15, "every worker on the status page", interval=0.5)
-    served = {s.labels["worker"]: s.value for s in families["worker_predictions"].samples}
+    text = wait_for(page, 15, "every worker on the status page", interval=0.5)
+    served = {}
+    for s in metrics.samples(text):
+        if s.name == "worker_predictions_total":  # by worker and label
+            served[s.labels["worker"]] = served.get(s.labels["worker"], 0) + s.value
     assert len(served) == WORKERS and sum(served.values()) >= 10, served
-    assert {"nginx_connections_accepted", "nginx_http_requests", "nginx_connections"} <= set(families)
-    histogram = families["worker_request_duration_seconds"]
-    assert {s.labels["worker"] for s in histogram.samples} == set(served)
+    names = {s.name for s in metrics.samples(text)}
+    assert {"nginx_connections_accepted_total", "nginx_http_requests_total", "nginx_connections"} <= names
+    buckets = {s.labels["worker"] for s in metrics.samples(text) if s.name == "worker_request_duration_seconds_bucket"}
+    assert buckets == set(served)

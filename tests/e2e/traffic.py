@@ -21,17 +21,10 @@ def readme_curl(text: str) -> tuple[str, str]:
     return label, f"{p:.6g}"
 
 
-def predictions(text: str) -> int:
-    """Predictions a worker served, all labels, from its /metrics page. Unlike
-    worker_requests_total, health checks and nginx's probes do not count here."""
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("worker_predictions_total{"))
-
-
 def spread_over(read_counts, requests_sent: int = 400) -> list[int]:
     """Send requests through nginx; return how many each worker served.
 
-    `read_counts()` gives every worker's predictions served (`predictions()`)."""
+    `read_counts()` gives every worker's predictions served (Stack.predictions)."""
     before = read_counts()
     session = requests.Session()
     for _ in range(requests_sent):
