@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import statistics
@@ -43,22 +44,23 @@ from loadtest.sweep import DEFAULT_BODY
 ROOT = Path(__file__).resolve().parent.parent
 
 BODY = DEFAULT_BODY.encode()
+FORM = "application/x-www-form-urlencoded"
 
 
-def environ(method: str, path: str, body: bytes = b"") -> dict:
+def environ(method: str, path: str, body: bytes = b"", content_type: str = FORM) -> dict:
     return {
         "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "bench",
         "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
         "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
-        "CONTENT_TYPE": "application/x-www-form-urlencoded" if body else "",
+        "CONTENT_TYPE": content_type if body else "",
         "CONTENT_LENGTH": str(len(body)) if body else "", "HTTP_HOST": "bench",
     }
 
 
-def wsgi_call(app, method, path, body=b""):
+def wsgi_call(app, method, path, body=b"", content_type=FORM):
     status = []
-    env = environ(method, path, body)
+    env = environ(method, path, body, content_type)
 
     def start_response(s, headers, exc_info=None):
         status.append(s)
@@ -121,8 +123,13 @@ def main(argv=None) -> int:
     respond = compiled_inferreview(classifier, 20_000).respond
     assert respond(BODY) is not None
     health, health_status = wsgi_call(app, "GET", "/healthz")
-    post(), health()
-    assert post_status[-1].startswith("200") and health_status[-1].startswith("200"), (post_status, health_status)
+    # The same review on the Open Inference Protocol's route, as a worker serves it.
+    infer_body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]})
+    infer, infer_status = wsgi_call(create_app(classifier), "POST", f"/v2/models/{classifier.name}/infer",
+                                    infer_body.encode(), "application/json")
+    post(), health(), infer()
+    assert all(s[-1].startswith("200") for s in (post_status, health_status, infer_status)), \
+        (post_status, health_status, infer_status)
 
     parts = [
         ("POST /inferreview through the Falcon app", post),
@@ -137,6 +144,7 @@ def main(argv=None) -> int:
         ("GET /healthz through the WSGI app (Falcon's floor)", health),
         ("POST /inferreview, all in Python (compiled=False)", python_post),
         ("  the compiled call alone (form body -> JSON body)", lambda: respond(BODY)),
+        ("POST /v2/models/{name}/infer, JSON, one text", infer),
     ]
     if args.cache_sweep:
         for mib in (0, 1, 4, 32):

@@ -13,7 +13,7 @@ def test_microbench_runs_every_part(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("part")
     figures = {line[:52].strip(): float(line[52:]) for line in lines[1:]}
-    assert len(figures) == 11 and all(v > 0 for v in figures.values()), figures
+    assert len(figures) == 12 and all(v > 0 for v in figures.values()), figures
     assert "POST /inferreview through the Falcon app" in figures
 
 
