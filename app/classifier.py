@@ -116,7 +116,7 @@ class Classifier:
         raw_labels = model.get_labels()
         self.labels = [self._display(label) for label in raw_labels]
         # Shown labels by fastText's, so a prediction costs a dict lookup, not a format().
-        self._shown = dict(zip(raw_labels, self.labels))
+        self._shown = dict(zip(raw_labels, self.labels, strict=True))
 
     @classmethod
     def load(cls, model_path: str | Path, manifest_path: str | Path | None = None) -> "Classifier":

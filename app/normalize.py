@@ -26,7 +26,7 @@ names one of ``PREPROCESSORS``.
 # The characters spaced out first do not occur in `<br />`, so doing them
 # before it changes nothing.
 _SURROUND = tuple((c, f" {c} ") for c in "'.,()!?")
-_CONTROL = str.maketrans({c: " " for c in [*range(0x20), 0x7F]})
+_CONTROL = str.maketrans(dict.fromkeys([*range(32), 127], " "))
 
 
 def normalize_classification_results(text: str) -> str:

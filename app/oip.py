@@ -20,7 +20,7 @@ import falcon
 import ujson
 
 from . import __version__
-from .api import INPUT, K, LABEL, OUTPUTS, PROBABILITY, THRESHOLD, Api
+from .api import INPUT, LABEL, OUTPUTS, PROBABILITY, THRESHOLD, Api, K
 from .classifier import Classifier
 from .resources import reject_oversized, review
 from .stats import Stats
@@ -226,8 +226,8 @@ class _Model:
     def check(self, name: str, version: str | None) -> None:
         if name != self.name or version not in (None, self.version):
             model = name if version is None else f"{name} version {version}"
-            raise falcon.HTTPNotFound(title="Unknown model",
-                                      description=f"no model {model}; this server has {self.name} version {self.version}")
+            has = f"{self.name} version {self.version}"
+            raise falcon.HTTPNotFound(title="Unknown model", description=f"no model {model}; this server has {has}")
 
 
 class ServerMetadata:

@@ -2,7 +2,7 @@
 
 import falcon
 
-from .api import BODY, K, TEXT, TEXTS, THRESHOLD, TITLE, Api
+from .api import BODY, TEXT, TEXTS, THRESHOLD, TITLE, Api, K
 from .classifier import Classifier
 from .drain import Lifecycle
 from .media import FORM_HANDLER, dumps, strict_query
@@ -72,7 +72,7 @@ def compiled_inferreview(classifier: Classifier, max_chars: int, stats: Stats | 
     native = classifier.responder(heads, max_chars)
     if native is not None and stats is not None:
         stats.counted_elsewhere.append(
-            lambda: {label: n for label, n in zip(classifier.labels, native.counts()) if n})
+            lambda: {label: n for label, n in zip(classifier.labels, native.counts(), strict=True) if n})
     return native
 
 

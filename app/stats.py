@@ -64,7 +64,7 @@ class Stats:
             "# TYPE worker_request_duration_seconds histogram",
         ]
         running = 0
-        for bound, n in zip((*map(repr, LATENCY_BUCKETS), "+Inf"), self.bucket_counts):
+        for bound, n in zip((*map(repr, LATENCY_BUCKETS), "+Inf"), self.bucket_counts, strict=True):
             running += n
             lines.append(f'worker_request_duration_seconds_bucket{{le="{bound}"}} {running}')
         lines += [

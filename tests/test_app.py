@@ -3,10 +3,10 @@
 import signal
 
 import pytest
+from falcon import testing
 
 from app.config import Limits, Settings
 from app.wsgi import create_app, get_app
-from falcon import testing
 
 from . import metrics
 from .bad_inputs import BAD_INPUTS, TEST_LIMITS, assert_json_error, oip_bad_inputs, oversized
@@ -115,7 +115,7 @@ def test_batch_top_k_and_threshold(tiny_client, tiny_classifier):
 def test_batch_equals_single(tiny_client):
     texts = ["I love it", "terrible junk", "it was ok", "average product"]
     batch = tiny_client.simulate_post("/v1/predict", json={"texts": texts}).json["predictions"]
-    for text, predicted in zip(texts, batch):
+    for text, predicted in zip(texts, batch, strict=True):
         single = tiny_client.simulate_post("/inferreview", json={"text": text}).json
         assert single == {predicted[0]["label"]: predicted[0]["probability"]}
 

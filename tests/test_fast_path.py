@@ -90,7 +90,7 @@ def test_bad_inputs_get_falcons_answer(real_classifier, name, method, path, head
     {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": "0"},
     {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": "0027"},
     {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": "+27"},
-    {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": "２７"},  # digits, not ASCII ones
+    {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": "\uff12\uff17"},  # digits, not ASCII ones
     {"headers": {"Content-Type": FORM}, "CONTENT_LENGTH": str(2 << 20)},  # over the limit: 413
     {"headers": {"Content-Type": FORM}, "path": "/inferreview/"},
     {"headers": {"Content-Type": FORM}, "method": "PUT"},

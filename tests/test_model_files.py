@@ -68,7 +68,7 @@ def test_fetch_refuses_a_file_with_the_wrong_checksum(tmp_path):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelError, match="not found .*make model"):
+    with pytest.raises(ModelError, match=r"not found .*make model"):
         Classifier.load(tmp_path / "absent.ftz")
 
 

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 
 import pytest
-
-from app.config import Limits
 from stacktools import nginxconf, swarm
 from stacktools.ready import wait_for
+
+from app.config import Limits
 
 from .e2e.stacks import run
 from .paths import ROOT
@@ -21,7 +21,8 @@ DEFAULTS = nginxconf.settings()
 
 def rendered(tmp_path, addresses=("127.0.0.1:8001",), **overrides) -> str:
     nginxconf.render(tmp_path, list(addresses), **overrides)
-    return "".join((tmp_path / name).read_text() for name in ("nginx.conf", "proxy.conf", "route.conf", "upstream.conf"))
+    files = ("nginx.conf", "proxy.conf", "route.conf", "upstream.conf")
+    return "".join((tmp_path / name).read_text() for name in files)
 
 
 def test_every_placeholder_is_filled_and_nginx_variables_are_left(tmp_path):

@@ -4,9 +4,11 @@ import csv
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.normalize import PREPROCESSORS, normalize_classification_results as norm, review_text
+from app.normalize import PREPROCESSORS, review_text
+from app.normalize import normalize_classification_results as norm
 
 from .paths import shared_file
 
@@ -17,7 +19,7 @@ def test_reproduces_the_training_files_line_for_line(name):
         rows = list(csv.reader(f))
     expected = shared_file("data", f"{name}.ft.txt").read_text(encoding="utf-8").splitlines()
     assert len(rows) == len(expected) > 900
-    for (label, title, body), line in zip(rows, expected):
+    for (label, title, body), line in zip(rows, expected, strict=True):
         assert f"__label__{label} {norm(review_text(title, body))}" == line
 
 

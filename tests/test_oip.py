@@ -175,8 +175,9 @@ def test_a_binary_infer_through_the_app_answers_what_v1_predict_does(tiny_client
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/octet-stream"
     result = triton.InferenceServerClient.parse_response_body(
         answer.content, header_length=int(answer.headers[oip.HEADER_LENGTH]))
-    got = [[(label.decode(), p) for label, p in zip(labels, probabilities)]
-           for labels, probabilities in zip(result.as_numpy("label"), result.as_numpy("probability").tolist())]
+    got = [[(label.decode(), p) for label, p in zip(labels, probabilities, strict=True)]
+           for labels, probabilities in zip(result.as_numpy("label"), result.as_numpy("probability").tolist(),
+                                            strict=True)]
     v1 = tiny_client.simulate_post("/v1/predict", json={"texts": texts, "k": 2}).json["predictions"]
     assert got == [[(p["label"], np.float32(p["probability"])) for p in row] for row in v1]
     assert result.get_response()["id"] == "x-1"

@@ -6,7 +6,6 @@ import sys
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
 from stacktools.ready import NotReady, wait_for, wait_until_ready
 
 from .paths import ROOT
@@ -58,7 +57,7 @@ def test_a_check_returns_why_not_and_wait_for_a_predicate():
     wait_until_ready(lambda: next(answers), timeout=30, interval=0.01)
     values = iter([0, "", "there"])
     assert wait_for(lambda: next(values), timeout=30, what="a value", interval=0.01) == "there"
-    with pytest.raises(NotReady, match="gave up waiting for nothing after 0.1 s"):
+    with pytest.raises(NotReady, match=r"gave up waiting for nothing after 0\.1 s"):
         wait_for(lambda: None, timeout=0.1, what="nothing")
 
 

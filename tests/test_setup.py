@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from stacktools import localstack, nginxconf, swarm
 
 from .paths import ROOT
@@ -69,7 +68,8 @@ def test_swarm_restarts_any_ended_task_and_limits_memory():
         assert not {"restart", "mem_limit", "pids_limit"} & set(svc)
 
 
-REQUIREMENTS = ["requirements.txt", "requirements-build.txt", "requirements-dev.txt", "requirements-peers.txt", "requirements-loadtest.txt"]
+REQUIREMENTS = ["requirements.txt", "requirements-build.txt", "requirements-dev.txt", "requirements-peers.txt",
+                "requirements-loadtest.txt"]
 
 
 def pins(text: str) -> dict[str, str]:

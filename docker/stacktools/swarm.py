@@ -70,8 +70,8 @@ def service(name: str, svc: dict) -> dict:
     if svc.get("tmpfs"):
         out["volumes"] = [*out.get("volumes", []), *({"type": "tmpfs", "target": t} for t in svc["tmpfs"])]
     if "ports" in out:
-        out["ports"] = [{k: v for k, v in p.items() if k != "host_ip"} | {"published": int(p["published"]), "mode": "host"}
-                        for p in out["ports"]]
+        out["ports"] = [{k: v for k, v in p.items() if k != "host_ip"}
+                        | {"published": int(p["published"]), "mode": "host"} for p in out["ports"]]
     if isinstance(out.get("networks"), dict):
         out["networks"] = sorted(out["networks"])
     deploy = dict(out.get("deploy") or {})

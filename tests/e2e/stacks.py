@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from stacktools import localstack
 from stacktools.ready import wait_for, wait_until_ready
 

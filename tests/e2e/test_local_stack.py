@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from app.normalize import review_text
 from stacktools import localstack, nginxconf
 from stacktools.ready import wait_for
+
+from app.normalize import review_text
 
 from ..paths import REAL_MODEL, ROOT, shared_file
 from ..rawhttp import exchange, free_port
@@ -73,7 +73,7 @@ def test_accuracy_over_http_equals_fasttext_test(name, published):
         (label,) = r.json()
         served.append(label.split()[0])
     truth = [label for label, _, _ in rows]
-    accuracy = sum(s == t for s, t in zip(served, truth)) / len(rows)
+    accuracy = sum(s == t for s, t in zip(served, truth, strict=True)) / len(rows)
     precision = fasttext_test_precision(shared_file("data", f"{name}.ft.txt"))
     assert precision == published
     assert f"{accuracy:.3f}" == precision

@@ -31,8 +31,8 @@ def v1_predict(texts, k=1, threshold=0.0):
 def rows(labels, probabilities):
     """An answer's [N, k] outputs as /v1/predict's rows (padding dropped)."""
     return [[(label.decode() if isinstance(label, bytes) else label, probability)
-             for label, probability in zip(label_row, probability_row) if label not in ("", b"")]
-            for label_row, probability_row in zip(labels.tolist(), probabilities.tolist())]
+             for label, probability in zip(label_row, probability_row, strict=True) if label not in ("", b"")]
+            for label_row, probability_row in zip(labels.tolist(), probabilities.tolist(), strict=True)]
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import signal
 
 import pytest
 import requests
+from stacktools.ready import wait_for
 
 from app.config import Limits
-from stacktools.ready import wait_for
 
 from .. import metrics
 from ..bad_inputs import BAD_INPUTS, assert_json_error, oip_bad_inputs, oversized
@@ -137,8 +137,10 @@ def test_a_failure_is_logged_with_its_request_id(stack):
     r = requests.get(f"{BASE}/v2/nothing-here", headers={"X-Request-ID": request_id}, timeout=10)
     assert r.status_code == 404 and r.headers["X-Request-ID"] == request_id
     # the failures' access log is buffered (flush=5s)
-    line = wait_for(lambda: next((l for l in stack.nginx_log().splitlines() if f"id={request_id}" in l), None),
-                    15, "the failure's log line", interval=0.5)
+    def logged():
+        return next((entry for entry in stack.nginx_log().splitlines() if f"id={request_id}" in entry), None)
+
+    line = wait_for(logged, 15, "the failure's log line", interval=0.5)
     assert '"GET /v2/nothing-here HTTP/1.1" 404 ' in line
 
 

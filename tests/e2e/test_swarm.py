@@ -4,11 +4,11 @@ README's curl example on :9000, a rolling update of the workers under a
 steady stream of requests with none failing, then the stack removed and the
 swarm left."""
 
+import contextlib
 import json
 import os
 
 import pytest
-
 from stacktools.ready import NotReady, answers, wait_for, wait_until_ready
 
 from ..reference import CURL_LABEL, CURL_PROBABILITY, CURL_TEXT
@@ -25,7 +25,8 @@ def run(*cmd, timeout=600, check=True):
 
 
 def tasks(service: str) -> list[str]:
-    return sorted(run("docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}").stdout.split())
+    label = f"label=com.docker.swarm.service.name={STACK}_{service}"
+    return sorted(run("docker", "ps", "-q", "--filter", label).stdout.split())
 
 
 def swarm_state() -> str:
@@ -52,11 +53,9 @@ def swarm():
         yield
     finally:
         run("make", "swarm-rm", check=False)
-        try:  # the stack's networks go after its tasks; leave --force takes what is left
+        with contextlib.suppress(NotReady):  # the networks go after the tasks; leave --force takes the rest
             wait_for(lambda: STACK not in run("docker", "network", "ls", check=False).stdout, 60,
                      f"the networks of {STACK} to go", interval=1)
-        except NotReady:
-            pass
         run("docker", "swarm", "leave", "--force", check=False)
     assert swarm_state() == "inactive"
 

@@ -29,7 +29,7 @@ def spread_over(read_counts, requests_sent: int = 400) -> list[int]:
     session = requests.Session()
     for _ in range(requests_sent):
         assert session.post(f"{BASE}/inferreview", data={"text": "it was ok"}).status_code == 200
-    return [after - b for after, b in zip(read_counts(), before)]
+    return [after - b for after, b in zip(read_counts(), before, strict=True)]
 
 
 class _RetryClosedConnection(Retry):
