@@ -188,12 +188,14 @@ class ComposeStack(Stack):
         return inspect(worker)["State"]["Pid"]
 
     def metrics(self, worker: str) -> str:
-        # The worker has no network: its /metrics through its own unix socket (app/server.py names it).
+        # The worker has no network: its /metrics through its own unix socket (app/server.py names it);
+        # the page only, without the reply's head.
         return run("docker", "exec", worker, "python", "-c",
                    "import socket; s = socket.socket(socket.AF_UNIX); "
                    "s.connect(f'/run/workers/{socket.gethostname()}.sock'); "
                    "s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n'); "
-                   "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())").stdout
+                   "reply = b''.join(iter(lambda: s.recv(65536), b'')); "
+                   "print(reply.partition(b'\\r\\n\\r\\n')[2].decode())").stdout
 
     def nginx_log(self) -> str:
         (nginx,) = containers("nginx")
