@@ -93,15 +93,18 @@ local-down:
 local-status:
 	$(PY) -m stacktools.localstack status
 
-# The everyday tier: unit and real-model tests, no Docker, no cargo (pytest -m "not e2e").
+# The everyday tier: the linter, then unit and real-model tests, no Docker,
+# no cargo (pytest -m "not e2e").
 check: install model
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh check
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -ra -m "not e2e" $(PYTEST_ARGS)
 
-# Everything, as CI runs it: the check tier, then the stacks end to end
+# Everything, as CI runs it: the linter and the check tier, then the stacks end to end
 # (local, Compose, Swarm) and the load test (its generator needs cargo).
 test: install model generator
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
+	$(VENV)/bin/ruff check .
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 

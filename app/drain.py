@@ -21,6 +21,7 @@ in the middle of a request's Python code; it then sees the request in flight
 and leaves it alone until a later tick.
 """
 
+import contextlib
 import logging
 import os
 import signal
@@ -84,10 +85,8 @@ class Lifecycle:
         os.close(devnull)
         if self.socket_path:
             # nginx's entrypoint lists the sockets in their directory: gone, it drops this worker.
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.socket_path)
-            except OSError:
-                pass
         signal.signal(signal.SIGALRM, self._tick)
         signal.siginterrupt(signal.SIGALRM, False)
         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)

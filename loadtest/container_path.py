@@ -151,8 +151,8 @@ def main():
             finally:
                 stack.down()
     print("\nmean over rounds:")
-    for label in dict.fromkeys(l for l, _, _ in results):
-        rates = [rate for l, rate, _ in results if l == label]
+    for label in dict.fromkeys(name for name, _, _ in results):
+        rates = [rate for name, rate, _ in results if name == label]
         print(f"  {label:16s} {sum(rates) / len(rates):9.0f} req/s  ({', '.join(f'{x:.0f}' for x in rates)})")
 
 

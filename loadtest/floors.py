@@ -44,6 +44,7 @@ has the per-core table (plot.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -54,6 +55,7 @@ import time
 from pathlib import Path
 
 from stacktools import localstack, nginxconf, ready
+
 from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
@@ -62,16 +64,16 @@ ROOT = HERE.parent
 # A worker's answer to the sweep's review, byte for byte the same length.
 ANSWER = b'{"3 star":0.421944260597229}'
 
-RAW_WSGI = """
+RAW_WSGI = f"""
 import sys, bjoern
-ANSWER = %r
+ANSWER = {ANSWER!r}
 HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(ANSWER)))]
 def app(environ, start_response):
     environ["wsgi.input"].read()
     start_response("200 OK", HEADERS)
     return [ANSWER]
 bjoern.run(app, "127.0.0.1", int(sys.argv[1]))
-""" % ANSWER
+"""
 
 # The same answer from a Falcon resource that reads the form as the product
 # does, then answers a constant: the framework's share without the model.
@@ -282,10 +284,8 @@ def main(argv=None) -> int:
             subprocess.run([sys.executable, "-m", "loadtest.plot", args.results], check=True, cwd=ROOT)
         finally:
             for pid_file in nginx_pid_files:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     os.kill(int(pid_file.read_text()), signal.SIGQUIT)
-                except (OSError, ValueError):
-                    pass
             for w in started:
                 w.kill()
                 w.wait()

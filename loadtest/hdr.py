@@ -125,7 +125,7 @@ def parse(text: str) -> Wrk2Result:
             if m:
                 r.spectrum.append(SpectrumPoint(_num(m[1]), _num(m[2]), int(m[3]), _num(m[4])))
                 continue
-            if not line.strip() or "Value" in line and "Percentile" in line:
+            if not line.strip() or ("Value" in line and "Percentile" in line):
                 continue
             in_spectrum = False  # fall through: footer or the lines after it
         if m := _RE_FOOT_MEAN.match(line):
@@ -152,7 +152,7 @@ def parse(text: str) -> Wrk2Result:
             r.runtime_s = to_ms(m[2], m[3]) / 1e3
             r.bytes_read = float(m[4]) * _BINARY_UNITS[m[5]]
         elif m := _RE_SOCKET.search(line):
-            r.socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+            r.socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
         elif m := _RE_NON2XX.search(line):
             r.non_2xx_3xx = int(m[1])
         elif m := _RE_RPS.match(line):

@@ -28,11 +28,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from loadtest import hdr  # noqa: E402
-from loadtest.sweep import HELD_P99_MS  # noqa: E402  (the bound the sweep holds rates to)
+from loadtest import hdr
+from loadtest.sweep import HELD_P99_MS
 
 HERE = Path(__file__).resolve().parent
 
@@ -214,7 +214,7 @@ def main(argv: list[str]) -> int:
         return 1
     made = plot(results, runs)
     (results / "summary.md").write_text(summary(runs))
-    for path in made + [results / "summary.md"]:
+    for path in [*made, results / "summary.md"]:
         print(f"wrote {path}")
     return 0
 

@@ -4,8 +4,9 @@
 
 Runs the wrk2 container (loadtest/compose.yml, profile loadtest) for
 DURATION at RATE (default: 70 % of the highest rate the default stack kept
-up with in a sweep; loadtest/RESULTS.md says which) and, meanwhile, reads every worker container's resident memory (VmRSS of its
-process, from the host's /proc) once every SAMPLE seconds. Passes when no
+up with in a sweep; loadtest/RESULTS.md says which) and, meanwhile, reads
+every worker container's resident memory (VmRSS of its process, from the
+host's /proc) once every SAMPLE seconds. Passes when no
 request failed and every worker's RSS stayed within 5 % from minute 2 to the
 end. Writes the generator's output, the samples and a verdict (soak.md).
 """
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
         lo, hi, first = min(values), max(values), values[0]
         spread = (hi - lo) / first
         ok &= spread <= FLAT
-        verdicts.append(f"| {name} | {first / 1024:.1f} | {lo / 1024:.1f} – {hi / 1024:.1f} | "
+        verdicts.append(f"| {name} | {first / 1024:.1f} | {lo / 1024:.1f} \N{EN DASH} {hi / 1024:.1f} | "
                         f"{100 * spread:.2f} % | {'flat' if spread <= FLAT else 'NOT flat'} |")
     report = "\n".join([
         "# Soak", "",

@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import os
 import re
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error

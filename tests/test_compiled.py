@@ -121,7 +121,7 @@ def test_compiled_predictions_are_counted_for_metrics(make_tiny_client):
 
 
 # Characters that matter to the form parser, the normalisation and fastText's tokeniser.
-_TRICKY = list("aAzZ09 .,()!?'\";:<>/br_-\t\n\r\x00\x0b\x1f\x7f%+&=") + ["<br />", "é", "İ", "\u00a0", "\ufffd"]
+_TRICKY = [*"aAzZ09 .,()!?'\";:<>/br_-\t\n\r\x00\x0b\x1f\x7f%+&=", "<br />", "é", "İ", "\u00a0", "\ufffd"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -132,7 +132,7 @@ def test_generated_texts_get_the_python_answer(real_classifier, text):
     _same_answer(compiled, python, f"text={quote(text, safe='')}".encode())
 
 
-_FORM_BYTES = list(b"text=&%+abAB09fFgG.,<>/ \"';:") + [0x7F, 0x00, 0x0A, 0xC3, 0xA9, 0xFF]
+_FORM_BYTES = [*b"text=&%+abAB09fFgG.,<>/ \"';:", 0x7F, 0x00, 0x0A, 0xC3, 0xA9, 0xFF]
 
 
 @settings(max_examples=400, deadline=None)

@@ -42,7 +42,7 @@ def test_served_probabilities_equal_fasttext_cli(real_model_path, real_classifie
                          input=normalised, capture_output=True, text=True, check=True)
     lines = cli.stdout.splitlines()
     assert len(lines) == len(reviews)
-    for review, line in zip(reviews, lines):
+    for review, line in zip(reviews, lines, strict=True):
         cli_label, cli_prob = line.split()
         (label, p), = real_classifier.predict(review)
         assert label == cli_label.removeprefix("__label__") + " star"

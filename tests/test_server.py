@@ -9,19 +9,13 @@ import sys
 import time
 
 import pytest
-
 from stacktools.ready import wait_for, wait_until_ready
 
 from .paths import REAL_MODEL, ROOT
+from .rawhttp import free_port, read_response
 
 REQUEST = (b"POST /inferreview HTTP/1.1\r\nHost: w\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            b"Content-Length: 14\r\n\r\ntext=I+love+it")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -51,20 +45,6 @@ def keep_alive_connection(port) -> socket.socket:
     conn.sendall(REQUEST)
     assert read_response(conn).startswith(b"HTTP/1.1 200")
     return conn
-
-
-def read_response(conn) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
-    while len(body) < length:
-        body += conn.recv(4096)
-    return data
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -1,11 +1,13 @@
 """Tests of loadtest/hdr.py on real wrk2 output (../shared/anchors) and of the
 generator loadtest/bin/wrk2 (loadtest/generator, built by `make generator`) in
 short live runs against a local HTTP server."""
+import itertools
 import math
 import os
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -41,7 +43,7 @@ def check_spectrum(r: hdr.Wrk2Result):
     assert first.percentile == 0.0 and first.total_count >= 1 and first.inverse == 1.0
     assert last.percentile == 1.0 and math.isinf(last.inverse)
     assert last.total_count == r.total_count
-    for a, b in zip(r.spectrum, r.spectrum[1:]):
+    for a, b in itertools.pairwise(r.spectrum):
         assert b.value_ms >= a.value_ms
         assert b.percentile >= a.percentile
         assert b.total_count >= a.total_count
@@ -161,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the service
     wbufsize = -1                   # one write per response (no Nagle/delayed-ACK stalls)
     disable_nagle_algorithm = True
-    seen = []                       # (method, content type, body) of each request
+    seen: ClassVar[list] = []       # (method, content type, body) of each request
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -256,7 +258,7 @@ def test_report_matches_hdrhistogram_c(gen):
     lines = out.splitlines()
     i = next(k for k, line in enumerate(lines) if line.startswith("    Latency"))
     j = next(k for k, line in enumerate(lines) if line.startswith("#[Buckets"))
-    got = [lines[i]] + lines[i + 2:j + 1]  # without the Req/Sec line
+    got = [lines[i], *lines[i + 2:j + 1]]  # without the Req/Sec line
     assert got == (SAMPLES / "selftest-expected.txt").read_text().splitlines()
 
 

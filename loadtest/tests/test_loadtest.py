@@ -11,11 +11,11 @@ import threading
 import time
 
 import pytest
-
 from stacktools.ready import wait_for
+
 from loadtest import hdr
-from tests.paths import ROOT
 from tests.e2e.stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.e2e  # make loadtest: Docker and the generator
 

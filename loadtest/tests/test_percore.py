@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from loadtest import plot
-from tests.paths import ROOT
 from tests.e2e.stacks import assert_port_free, containers, inspect
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.e2e  # make loadtest PIN=1: Docker and the generator
 

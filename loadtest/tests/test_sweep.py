@@ -2,6 +2,7 @@
 plot.py, cpu.py), on real wrk2 output from ../shared/anchors."""
 import json
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_the_product_gets_the_form_body(tmp_path):
 def test_the_rust_peer_gets_the_same_review_as_json(tmp_path):
     args = sweep.generator_request("http://nginx-rust:9000/predict", sweep.DEFAULT_BODY, tmp_path)
     assert args[0] == "-s" and args[2] == "http://nginx-rust:9000/predict"
-    lines = dict(line.split(" = ", 1) for line in open(args[1]).read().splitlines())
+    lines = dict(line.split(" = ", 1) for line in Path(args[1]).read_text().splitlines())
     assert lines['wrk.method'] == '"POST"'
     assert lines['wrk.headers["Content-Type"]'] == '"application/json"'
     body = json.loads(json.loads(lines["wrk.body"]))
