@@ -114,7 +114,9 @@ def wrap(app, stats: Stats, lifecycle: Lifecycle, respond=None, max_body_bytes: 
                 nonlocal answered
                 answered = status
                 if closing:
-                    # nginx drops this connection instead of sending it another request.
+                    # nginx drops this connection instead of sending it another request. bjoern
+                    # still appends its own `Connection: Keep-Alive` (it decides from the request
+                    # alone); nginx reads any `close` as close, and the worker's exit ends the rest.
                     headers = [*headers, ("Connection", "close")]
                 return start_response(status, headers, exc_info)
 
