@@ -48,6 +48,7 @@ import contextlib
 import json
 import os
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -104,8 +105,16 @@ FLOORS = {
 PINNED = {
     "product": (9008, 9009, 8121, ["-m", "app"]),
     "rust": (9010, 9011, 8131, None),
+    # The product's workers behind a minimal proxy (MINIMAL_CONF), no status port.
+    "product-minimal": (9012, None, 8141, ["-m", "app"]),
 }
+# Stacks whose workers are not also driven directly: product-minimal's run the
+# product's program, which product-direct measures already.
+NO_DIRECT = {"product-minimal"}
+MINIMAL_CONF = HERE / "nginx-minimal.conf.template"
 RUST_BIN = ROOT / "loadtest" / "bin" / "fasttext-serving"
+# The sweep's rounds with --pin unless --rounds says otherwise; --ceiling's rounds of wrk.
+PIN_ROUNDS, CEILING_ROUNDS = 5, 2
 
 
 def children(pid: int) -> list[int]:
@@ -141,6 +150,45 @@ def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: lis
                                                      sweep.RUST_PATH if name == "rust" else ""))
     subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
     return d / "nginx.pid"
+
+
+def start_minimal_nginx(workdir: Path, name: str, port: int, upstreams: list[str],
+                        pin: list[str], processes: str) -> Path:
+    """nginx from MINIMAL_CONF: one location proxying everything to `upstreams`."""
+    d = workdir / name
+    (d / "tmp").mkdir(parents=True)
+    keepalive = nginxconf.settings()["NGINX_UPSTREAM_KEEPALIVE"]
+    (d / "nginx.conf").write_text(string.Template(MINIMAL_CONF.read_text()).substitute(
+        processes=processes, listen=f"127.0.0.1:{port}", keepalive=keepalive,
+        servers="\n".join(f"        server {u};" for u in upstreams)))
+    subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
+    return d / "nginx.pid"
+
+
+def plan(stacks: dict, direct: bool) -> dict[str, str]:
+    """Every target the stacks give, each with its stack: the stack's nginx
+    (`name`) and, when `direct`, its workers without nginx (`name-direct`)."""
+    targets = {}
+    for name, (_, _, base_port, _) in stacks.items():
+        targets[name] = name
+        if direct and base_port is not None and name not in NO_DIRECT:
+            targets[f"{name}-direct"] = name
+    return targets
+
+
+def select(available: dict[str, str], only: str) -> dict[str, str]:
+    """The targets `only` names (comma list; empty: all of them), in `available`'s order."""
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"--only: no target {', '.join(unknown)}; the targets: {', '.join(available)}")
+    return {t: s for t, s in available.items() if not names or t in names}
+
+
+def round_order(targets: list[str], k: int) -> list[str]:
+    """Round k's (from 1) order of the targets: as given in odd rounds, reversed
+    in even ones, so no target always runs first (or last) at a rate."""
+    return list(targets) if k % 2 else list(reversed(targets))
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
@@ -220,11 +268,17 @@ def main(argv=None) -> int:
     p.add_argument("--duration", default="20s")
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--ceiling", action="store_true", help="wrk flat out instead of the sweep")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"--ceiling: rounds of wrk (default {CEILING_ROUNDS}); the sweep: alternated rounds, "
+                        f"each in RESULTS/round-K (default {PIN_ROUNDS} with --pin, else one sweep in RESULTS)")
+    p.add_argument("--only", default="", help="comma list of the targets to measure (default: all)")
     p.add_argument("--pin", action="store_true",
                    help="servers on every CPU but the last, the generator on the last; own product and rust stacks")
     p.add_argument("--rust", type=Path, default=RUST_BIN, help="fasttext-serving's binary, for --pin")
     args = p.parse_args(argv)
+    rounds = args.rounds or (CEILING_ROUNDS if args.ceiling else PIN_ROUNDS if args.pin else None)
+    if rounds is not None and rounds < 1:
+        raise SystemExit("--rounds must be 1 or more")
 
     started: list[subprocess.Popen] = []
     nginx_pid_files: list[Path] = []
@@ -236,21 +290,26 @@ def main(argv=None) -> int:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             raise SystemExit("--pin needs 2 CPUs or more: one for the generator")
-        if not os.access(args.rust, os.X_OK):
-            raise SystemExit(f"{args.rust} is missing: make rust-peer (or --rust PATH)")
         server_cpus = ",".join(map(str, cpus[:-1]))
         server_pin, gen_pin = ["taskset", "-c", server_cpus], ["taskset", "-c", str(cpus[-1])]
         args.workers = processes = len(cpus) - 1
         stacks |= PINNED
+        wanted = select(plan(stacks, args.workers == 1), args.only)
+        if "rust" in wanted.values() and not os.access(args.rust, os.X_OK):
+            raise SystemExit(f"{args.rust} is missing: make rust-peer (or --rust PATH)")
     else:
-        run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
-        product_workers, product_nginx = product_pids(run)
-        groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
-        targets = {"product": nginxconf.settings(**localstack.nginx_addresses())["NGINX_URL"]}
+        wanted = select({"product": "product"} | plan(stacks, False), args.only)
+        if "product" in wanted:
+            run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
+            product_workers, product_nginx = product_pids(run)
+            groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
+            targets["product"] = nginxconf.settings(**localstack.nginx_addresses())["NGINX_URL"]
     with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
         workdir = Path(tmp)
         try:
             for name, (port, status_port, base_port, program) in stacks.items():
+                if name not in wanted.values():
+                    continue  # nobody measures it
                 path = sweep.RUST_PATH if name == "rust" else ""
                 upstreams = ["127.0.0.1:1"]  # nginx needs one; `return` never uses it
                 if base_port is not None:
@@ -262,25 +321,42 @@ def main(argv=None) -> int:
                         wait_ready(f"http://127.0.0.1:{wport}{path}", workers[-1])
                     upstreams = [f"127.0.0.1:{w}" for w in range(base_port, base_port + args.workers)]
                     groups[f"{name}-workers"] = pid_ids(w.pid for w in workers)
-                    if args.pin and args.workers == 1:
+                    if f"{name}-direct" in wanted:
                         groups[f"{name}-direct-workers"] = groups[f"{name}-workers"]
                         targets[f"{name}-direct"] = f"http://127.0.0.1:{base_port}{path}"
-                nginx_pid_files.append(start_nginx(workdir, name, (port, status_port), upstreams,
-                                                   base_port is None, server_pin, processes))
+                if name not in wanted:
+                    continue  # only its workers are measured
+                if name in NO_DIRECT:  # product-minimal
+                    nginx_pid_files.append(start_minimal_nginx(workdir, name, port, upstreams, server_pin,
+                                                               processes))
+                else:
+                    nginx_pid_files.append(start_nginx(workdir, name, (port, status_port), upstreams,
+                                                       base_port is None, server_pin, processes))
                 wait_ready(f"http://127.0.0.1:{port}{path}")
                 groups[f"{name}-nginx"] = pid_ids(nginx_pids(nginx_pid_files[-1]))
                 targets[name] = f"http://127.0.0.1:{port}{path}"
+            targets = {t: targets[t] for t in wanted}  # in the plan's order
             if args.ceiling:
                 results = Path(args.results)
                 results.mkdir(parents=True, exist_ok=True)
-                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds,
+                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), rounds,
                         sweep.DEFAULT_BODY, gen_pin)
                 return 0
             cpu_groups = " ".join(f"{g}=" + ",".join(ids) for g, ids in groups.items())
-            subprocess.run([*gen_pin, sys.executable, "-m", "loadtest.sweep", "--results", args.results,
-                            "--rates", args.rates, "--duration", args.duration,
-                            "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),
-                            "--cpu-groups", cpu_groups, "--server-cpus", server_cpus], check=True, cwd=ROOT)
+
+            def run_sweep(results: str, order: list[str]) -> None:
+                subprocess.run([*gen_pin, sys.executable, "-m", "loadtest.sweep", "--results", results,
+                                "--rates", args.rates, "--duration", args.duration,
+                                "--targets", " ".join(f"{n}={targets[n]}" for n in order),
+                                "--cpu-groups", cpu_groups, "--server-cpus", server_cpus],
+                               check=True, cwd=ROOT)
+            if rounds is None:
+                run_sweep(args.results, list(targets))
+            else:
+                for k in range(1, rounds + 1):
+                    order = round_order(list(targets), k)
+                    print(f"round {k}/{rounds}: {', '.join(order)}", flush=True)
+                    run_sweep(str(Path(args.results) / f"round-{k}"), order)
             subprocess.run([sys.executable, "-m", "loadtest.plot", args.results], check=True, cwd=ROOT)
         finally:
             for pid_file in nginx_pid_files:
