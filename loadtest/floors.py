@@ -33,13 +33,34 @@ With --pin, what one core buys, and no local stack needed: every server (each
 nginx, one process a server CPU; each worker, one a server CPU) is pinned to
 every CPU but the last, the generator to the last (`taskset`), and the stacks
 are the three floors, **product** (the product's own workers, `python -m app`,
-behind nginx :9008) and **rust** (messense/fasttext-serving, one thread a
-process, `--rust`, default loadtest/bin/fasttext-serving, behind nginx :9010,
-POST /predict with the review as JSON). With one server CPU, each stack's
-worker is also driven directly (`<stack>-direct`, no nginx). The summary then
-has the per-core table (plot.py).
+behind nginx :9008), **product-minimal** (the same program on workers of its
+own, 127.0.0.1:8141, ..., behind nginx :9012 with a minimal proxy config,
+loadtest/nginx-minimal.conf.template: the product's nginx.conf against the
+least nginx in front of the same worker) and **rust**
+(messense/fasttext-serving, one thread a process, `--rust`, default
+loadtest/bin/fasttext-serving, behind nginx :9010, POST /predict with the
+review as JSON). With one server CPU, each stack's worker is also driven
+directly (`<stack>-direct`, no nginx; not product-minimal's, which
+product-direct is).
+
+One sweep misleads on a noisy machine, so --pin runs ROUNDS sweeps (--rounds,
+default 5), each over every target at every rate, into RESULTS/round-K/, the
+targets' order reversed every other round so that none always runs first.
+plot.py then writes each round's pictures and summary.md, and RESULTS gets
+rounds.json and a summary.md of the rounds (rounds.py): per rate, each
+target's server CPU per request and p99 as median (min-max), the ratios issue
+20 asks about (product-direct / rust-direct, product-direct / bare-direct,
+product / rust, product / product-minimal) as medians of per-round ratios, and
+the highest rate each held at p99 <= 10 ms, round by round.
 
     .venv/bin/python -m loadtest.floors --pin --results loadtest/report/percore --rates 3000,6000,12000
+
+--only NAMES (a comma list of targets, any mode) measures just those and
+starts only the stacks behind them:
+
+    .venv/bin/python -m loadtest.floors --pin --results DIR --only product-direct,rust-direct,bare-direct
+
+Without --pin a sweep is one run into RESULTS, unless --rounds says how many.
 """
 from __future__ import annotations
 
