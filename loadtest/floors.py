@@ -297,9 +297,14 @@ def main(argv=None) -> int:
                    help="servers on every CPU but the last, the generator on the last; own product and rust stacks")
     p.add_argument("--rust", type=Path, default=RUST_BIN, help="fasttext-serving's binary, for --pin")
     args = p.parse_args(argv)
-    rounds = args.rounds or (CEILING_ROUNDS if args.ceiling else PIN_ROUNDS if args.pin else None)
+    rounds = args.rounds if args.rounds is not None else (
+        CEILING_ROUNDS if args.ceiling else PIN_ROUNDS if args.pin else None)
     if rounds is not None and rounds < 1:
         raise SystemExit("--rounds must be 1 or more")
+    if rounds is not None and not args.ceiling and Path(args.results).is_dir() and any(
+            Path(args.results).glob("round-*")):
+        # plot.py summarizes every round-K/ it finds: an earlier measurement's would mix in
+        raise SystemExit(f"{args.results} holds rounds already (round-K/): give an empty or new directory")
 
     started: list[subprocess.Popen] = []
     nginx_pid_files: list[Path] = []
