@@ -176,3 +176,14 @@ def test_only_selects_targets_and_the_stacks_behind_them():
     assert select(available, "") == available
     with pytest.raises(SystemExit, match="no target nope"):
         select(available, "product,nope")
+
+
+def test_floors_refuses_before_starting_anything(tmp_path):
+    from loadtest import floors
+    (tmp_path / "round-1").mkdir()  # an earlier measurement's rounds: plot.py would mix them in
+    with pytest.raises(SystemExit, match="holds rounds already"):
+        floors.main(["--results", str(tmp_path), "--rounds", "2", "--only", "bare"])
+    with pytest.raises(SystemExit, match="no target nope"):
+        floors.main(["--results", str(tmp_path / "new"), "--only", "bare,nope"])
+    with pytest.raises(SystemExit, match="1 or more"):
+        floors.main(["--results", str(tmp_path / "new"), "--rounds", "0"])
