@@ -80,7 +80,8 @@ def summarize(rounds: dict[int, dict[str, dict[int, dict]]]) -> dict:
     if len(cores) != 1:
         raise SystemExit(f"rounds pinned to different core counts ({cores}): one measurement a directory")
     rates = sorted({r for runs in rounds.values() for by_rate in runs.values() for r in by_rate})
-    out: dict = {"rounds": list(rounds), "server_cores": cores.pop(), "held_p99_ms": HELD_P99_MS,
+    out: dict = {"rounds": list(rounds), "settings": plot._settings(next(iter(rounds.values()))),
+                 "server_cores": cores.pop(), "held_p99_ms": HELD_P99_MS,
                  "targets": targets, "rates": {}, "held": {}}
     for rate in rates:
         def run_of(k: int, target: str, rate: int = rate) -> dict | None:
@@ -128,7 +129,9 @@ def markdown(data: dict) -> str:
     lines = [f"# Load-test summary: {n} round{'s' if n != 1 else ''}\n",
              f"Each round a sweep over every target at every rate (RESULTS/round-K/, its own summary.md "
              f"there), the targets' order reversed every other round{per_core}. Figures: median "
-             "(min-max) over the rounds; a ratio is the median (min-max) of the per-round ratios.\n"]
+             "(min-max) over the rounds; a ratio is the median (min-max) of the per-round ratios. "
+             "Server CPU: the workers' and nginx's, the generator's left out.\n",
+             f"{data['settings']}.\n"]
     for rate, at in data["rates"].items():
         head = f"## {rate} req/s" + (f" ({int(rate) / cores:g} a core)" if cores else "")
         lines += [head, "", "| target | rounds | kept up | server CPU us/request | p99 ms |",
