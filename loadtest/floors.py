@@ -173,15 +173,21 @@ def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: lis
     return d / "nginx.pid"
 
 
+def minimal_conf(port: int, upstreams: list[str], processes: str) -> str:
+    """MINIMAL_CONF filled in: nginx on 127.0.0.1:`port` proxying everything to
+    `upstreams`, with the product's upstream keepalive (nginx/settings.env)."""
+    keepalive = nginxconf.settings()["NGINX_UPSTREAM_KEEPALIVE"]
+    return string.Template(MINIMAL_CONF.read_text()).substitute(
+        processes=processes, listen=f"127.0.0.1:{port}", keepalive=keepalive,
+        servers="\n".join(f"        server {u};" for u in upstreams))
+
+
 def start_minimal_nginx(workdir: Path, name: str, port: int, upstreams: list[str],
                         pin: list[str], processes: str) -> Path:
     """nginx from MINIMAL_CONF: one location proxying everything to `upstreams`."""
     d = workdir / name
     (d / "tmp").mkdir(parents=True)
-    keepalive = nginxconf.settings()["NGINX_UPSTREAM_KEEPALIVE"]
-    (d / "nginx.conf").write_text(string.Template(MINIMAL_CONF.read_text()).substitute(
-        processes=processes, listen=f"127.0.0.1:{port}", keepalive=keepalive,
-        servers="\n".join(f"        server {u};" for u in upstreams)))
+    (d / "nginx.conf").write_text(minimal_conf(port, upstreams, processes))
     subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
     return d / "nginx.pid"
 

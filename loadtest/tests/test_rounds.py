@@ -187,3 +187,27 @@ def test_floors_refuses_before_starting_anything(tmp_path):
         floors.main(["--results", str(tmp_path / "new"), "--only", "bare,nope"])
     with pytest.raises(SystemExit, match="1 or more"):
         floors.main(["--results", str(tmp_path / "new"), "--rounds", "0"])
+
+
+def test_the_minimal_proxy_config(tmp_path):
+    """product-minimal's nginx: one server, one location to the workers with
+    keepalive, and nothing of the product's (limits, maps, error pages, IDs);
+    nginx -t accepts it (no server is started)."""
+    import shutil
+    import subprocess
+
+    from loadtest import floors
+    conf = floors.minimal_conf(9012, ["127.0.0.1:8141", "127.0.0.1:8142"], "1")
+    assert "listen 127.0.0.1:9012 backlog=4096;" in conf and "worker_processes 1;" in conf
+    assert "server 127.0.0.1:8141;\n        server 127.0.0.1:8142;\n" in conf
+    assert "keepalive 64;" in conf and "proxy_pass http://workers;" in conf
+    body = "\n".join(line for line in conf.splitlines() if not line.lstrip().startswith("#"))
+    for product_only in ("limit_conn", "map ", "error_page", "request_id", "add_header", "access_log /"):
+        assert product_only not in body, product_only
+    assert body.count("location") == 1 and body.count("server {") == 1
+    if shutil.which("nginx"):
+        (tmp_path / "tmp").mkdir()
+        (tmp_path / "nginx.conf").write_text(conf)
+        done = subprocess.run(["nginx", "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"),
+                               "-e", "stderr"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
