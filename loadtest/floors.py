@@ -125,9 +125,10 @@ FLOORS = {
 # (its program is a command; PORT is the worker's port).
 PINNED = {
     "product": (9008, 9009, 8121, ["-m", "app"]),
-    "rust": (9010, 9011, 8131, None),
-    # The product's workers behind a minimal proxy (MINIMAL_CONF), no status port.
+    # The product's workers behind a minimal proxy (MINIMAL_CONF), no status port;
+    # next to the product, so that the two run one after the other at each rate.
     "product-minimal": (9012, None, 8141, ["-m", "app"]),
+    "rust": (9010, 9011, 8131, None),
 }
 # Stacks whose workers are not also driven directly: product-minimal's run the
 # product's program, which product-direct measures already.

@@ -133,7 +133,7 @@ def markdown(data: dict) -> str:
              "Server CPU: the workers' and nginx's, the generator's left out.\n",
              f"{data['settings']}.\n"]
     for rate, at in data["rates"].items():
-        head = f"## {rate} req/s" + (f" ({int(rate) / cores:g} a core)" if cores else "")
+        head = f"## {rate} req/s" + (f" ({int(rate) / cores:g} a core)" if cores and cores > 1 else "")
         lines += [head, "", "| target | rounds | kept up | server CPU us/request | p99 ms |",
                   "|---|---:|---:|---:|---:|"]
         for t, f in at["targets"].items():
@@ -149,7 +149,7 @@ def markdown(data: dict) -> str:
               "| target | per round | in how many rounds |", "|---|---|---|"]
     for t, h in data["held"].items():
         per = ", ".join(str(v) if v else "none" for v in h["per_round"].values())
-        counts = [f"{rate}{f' ({int(rate) / cores:g} a core)' if cores else ''}: {c}/{h['rounds']}"
+        counts = [f"{rate}{f' ({int(rate) / cores:g} a core)' if cores and cores > 1 else ''}: {c}/{h['rounds']}"
                   for rate, c in h["counts"].items()]
         if h["none"]:
             counts.append(f"none: {h['none']}/{h['rounds']}")

@@ -37,7 +37,7 @@ Transfer/sec:    500.00KB
 """
 
 
-def write_run(results, target, rate, *, p99, workers, nginx=None, achieved=None, errors=0):
+def write_run(results, target, rate, *, p99, workers, nginx=None, achieved=None, errors=0, cores=1):
     """One run as sweep.run_one saves it."""
     achieved = rate if achieved is None else achieved
     d = results / target
@@ -49,7 +49,8 @@ def write_run(results, target, rate, *, p99, workers, nginx=None, achieved=None,
     cpu = {"wrk2": 20.0, "workers": workers} | ({} if nginx is None else {"nginx": nginx})
     info = {"target": target, "url": url, "rate": rate, "duration": "2s", "connections": 64, "threads": 1,
             "achieved": achieved, "errors": errors, "wall_s": 2.0, "requests": int(achieved * 2),
-            "cpu_us_per_request": cpu, "server_cpus": "0", "server_cores": 1}
+            "cpu_us_per_request": cpu, "server_cpus": "0" if cores == 1 else f"0-{cores - 1}",
+            "server_cores": cores}
     (d / f"R{rate}.json").write_text(json.dumps(info, indent=1) + "\n")
 
 
@@ -133,11 +134,11 @@ def test_the_highest_rate_held_round_by_round(three_rounds):
 def test_the_markdown_tables(three_rounds):
     text = rounds.markdown(rounds.summarize(rounds.load(three_rounds)))
     assert text.startswith("# Load-test summary: 3 rounds\n")
-    assert "## 3000 req/s (3000 a core)" in text
+    assert "## 3000 req/s\n" in text  # one server CPU: a rate is a core's
     assert "| product | 3 | 3 | 160.0 (150.0-200.0) | 4.00 (2.00-20.00) |" in text
     assert "| product / product-minimal | 3 | 1.25 (1.20-1.25) | 2.00 (1.33-5.00) |" in text
-    assert "| product-direct | 6000, 3000, 3000 | 6000 (6000 a core): 1/3, 3000 (3000 a core): 2/3 |" in text
-    assert "| product | 3000, 3000, none | 3000 (3000 a core): 2/3, none: 1/3 |" in text
+    assert "| product-direct | 6000, 3000, 3000 | 6000: 1/3, 3000: 2/3 |" in text
+    assert "| product | 3000, 3000, none | 3000: 2/3, none: 1/3 |" in text
 
 
 def test_plot_writes_each_round_and_the_rounds_summary(three_rounds):
@@ -211,3 +212,13 @@ def test_the_minimal_proxy_config(tmp_path):
         done = subprocess.run(["nginx", "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"),
                                "-e", "stderr"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_rates_a_core_on_more_server_cpus(tmp_path):
+    for k in (1, 2):
+        write_run(tmp_path / f"round-{k}", "product", 6000, p99=2.0, workers=100.0, nginx=50.0, cores=2)
+    text = rounds.markdown(rounds.summarize(rounds.load(tmp_path)))
+    assert "## 6000 req/s (3000 a core)" in text and "| product | 6000, 6000 | 6000 (3000 a core): 2/2 |" in text
+    write_run(tmp_path / "round-3", "product", 6000, p99=2.0, workers=100.0, nginx=50.0)
+    with pytest.raises(SystemExit, match="different core counts"):
+        rounds.summarize(rounds.load(tmp_path))
