@@ -33,13 +33,34 @@ With --pin, what one core buys, and no local stack needed: every server (each
 nginx, one process a server CPU; each worker, one a server CPU) is pinned to
 every CPU but the last, the generator to the last (`taskset`), and the stacks
 are the three floors, **product** (the product's own workers, `python -m app`,
-behind nginx :9008) and **rust** (messense/fasttext-serving, one thread a
-process, `--rust`, default loadtest/bin/fasttext-serving, behind nginx :9010,
-POST /predict with the review as JSON). With one server CPU, each stack's
-worker is also driven directly (`<stack>-direct`, no nginx). The summary then
-has the per-core table (plot.py).
+behind nginx :9008), **product-minimal** (the same program on workers of its
+own, 127.0.0.1:8141, ..., behind nginx :9012 with a minimal proxy config,
+loadtest/nginx-minimal.conf.template: the product's nginx.conf against the
+least nginx in front of the same worker) and **rust**
+(messense/fasttext-serving, one thread a process, `--rust`, default
+loadtest/bin/fasttext-serving, behind nginx :9010, POST /predict with the
+review as JSON). With one server CPU, each stack's worker is also driven
+directly (`<stack>-direct`, no nginx; not product-minimal's, which
+product-direct is).
+
+One sweep misleads on a noisy machine, so --pin runs ROUNDS sweeps (--rounds,
+default 5), each over every target at every rate, into RESULTS/round-K/, the
+targets' order reversed every other round so that none always runs first.
+plot.py then writes each round's pictures and summary.md, and RESULTS gets
+rounds.json and a summary.md of the rounds (rounds.py): per rate, each
+target's server CPU per request and p99 as median (min-max), the ratios issue
+20 asks about (product-direct / rust-direct, product-direct / bare-direct,
+product / rust, product / product-minimal) as medians of per-round ratios, and
+the highest rate each held at p99 <= 10 ms, round by round.
 
     .venv/bin/python -m loadtest.floors --pin --results loadtest/report/percore --rates 3000,6000,12000
+
+--only NAMES (a comma list of targets, any mode) measures just those and
+starts only the stacks behind them:
+
+    .venv/bin/python -m loadtest.floors --pin --results DIR --only product-direct,rust-direct,bare-direct
+
+Without --pin a sweep is one run into RESULTS, unless --rounds says how many.
 """
 from __future__ import annotations
 
@@ -48,6 +69,7 @@ import contextlib
 import json
 import os
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -103,9 +125,18 @@ FLOORS = {
 # (its program is a command; PORT is the worker's port).
 PINNED = {
     "product": (9008, 9009, 8121, ["-m", "app"]),
+    # The product's workers behind a minimal proxy (MINIMAL_CONF), no status port;
+    # next to the product, so that the two run one after the other at each rate.
+    "product-minimal": (9012, None, 8141, ["-m", "app"]),
     "rust": (9010, 9011, 8131, None),
 }
+# Stacks whose workers are not also driven directly: product-minimal's run the
+# product's program, which product-direct measures already.
+NO_DIRECT = {"product-minimal"}
+MINIMAL_CONF = HERE / "nginx-minimal.conf.template"
 RUST_BIN = ROOT / "loadtest" / "bin" / "fasttext-serving"
+# The sweep's rounds with --pin unless --rounds says otherwise; --ceiling's rounds of wrk.
+PIN_ROUNDS, CEILING_ROUNDS = 5, 2
 
 
 def children(pid: int) -> list[int]:
@@ -141,6 +172,51 @@ def start_nginx(workdir: Path, name: str, ports: tuple[int, int], upstreams: lis
                                                      sweep.RUST_PATH if name == "rust" else ""))
     subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
     return d / "nginx.pid"
+
+
+def minimal_conf(port: int, upstreams: list[str], processes: str) -> str:
+    """MINIMAL_CONF filled in: nginx on 127.0.0.1:`port` proxying everything to
+    `upstreams`, with the product's upstream keepalive (nginx/settings.env)."""
+    keepalive = nginxconf.settings()["NGINX_UPSTREAM_KEEPALIVE"]
+    return string.Template(MINIMAL_CONF.read_text()).substitute(
+        processes=processes, listen=f"127.0.0.1:{port}", keepalive=keepalive,
+        servers="\n".join(f"        server {u};" for u in upstreams))
+
+
+def start_minimal_nginx(workdir: Path, name: str, port: int, upstreams: list[str],
+                        pin: list[str], processes: str) -> Path:
+    """nginx from MINIMAL_CONF: one location proxying everything to `upstreams`."""
+    d = workdir / name
+    (d / "tmp").mkdir(parents=True)
+    (d / "nginx.conf").write_text(minimal_conf(port, upstreams, processes))
+    subprocess.run([*pin, "nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr"], check=True)
+    return d / "nginx.pid"
+
+
+def plan(stacks: dict, direct: bool) -> dict[str, str]:
+    """Every target the stacks give, each with its stack: the stack's nginx
+    (`name`) and, when `direct`, its workers without nginx (`name-direct`)."""
+    targets = {}
+    for name, (_, _, base_port, _) in stacks.items():
+        targets[name] = name
+        if direct and base_port is not None and name not in NO_DIRECT:
+            targets[f"{name}-direct"] = name
+    return targets
+
+
+def select(available: dict[str, str], only: str) -> dict[str, str]:
+    """The targets `only` names (comma list; empty: all of them), in `available`'s order."""
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"--only: no target {', '.join(unknown)}; the targets: {', '.join(available)}")
+    return {t: s for t, s in available.items() if not names or t in names}
+
+
+def round_order(targets: list[str], k: int) -> list[str]:
+    """Round k's (from 1) order of the targets: as given in odd rounds, reversed
+    in even ones, so no target always runs first (or last) at a rate."""
+    return list(targets) if k % 2 else list(reversed(targets))
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
@@ -220,11 +296,22 @@ def main(argv=None) -> int:
     p.add_argument("--duration", default="20s")
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--ceiling", action="store_true", help="wrk flat out instead of the sweep")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"--ceiling: rounds of wrk (default {CEILING_ROUNDS}); the sweep: alternated rounds, "
+                        f"each in RESULTS/round-K (default {PIN_ROUNDS} with --pin, else one sweep in RESULTS)")
+    p.add_argument("--only", default="", help="comma list of the targets to measure (default: all)")
     p.add_argument("--pin", action="store_true",
                    help="servers on every CPU but the last, the generator on the last; own product and rust stacks")
     p.add_argument("--rust", type=Path, default=RUST_BIN, help="fasttext-serving's binary, for --pin")
     args = p.parse_args(argv)
+    rounds = args.rounds if args.rounds is not None else (
+        CEILING_ROUNDS if args.ceiling else PIN_ROUNDS if args.pin else None)
+    if rounds is not None and rounds < 1:
+        raise SystemExit("--rounds must be 1 or more")
+    if rounds is not None and not args.ceiling and Path(args.results).is_dir() and any(
+            Path(args.results).glob("round-*")):
+        # plot.py summarizes every round-K/ it finds: an earlier measurement's would mix in
+        raise SystemExit(f"{args.results} holds rounds already (round-K/): give an empty or new directory")
 
     started: list[subprocess.Popen] = []
     nginx_pid_files: list[Path] = []
@@ -236,21 +323,26 @@ def main(argv=None) -> int:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             raise SystemExit("--pin needs 2 CPUs or more: one for the generator")
-        if not os.access(args.rust, os.X_OK):
-            raise SystemExit(f"{args.rust} is missing: make rust-peer (or --rust PATH)")
         server_cpus = ",".join(map(str, cpus[:-1]))
         server_pin, gen_pin = ["taskset", "-c", server_cpus], ["taskset", "-c", str(cpus[-1])]
         args.workers = processes = len(cpus) - 1
         stacks |= PINNED
+        wanted = select(plan(stacks, args.workers == 1), args.only)
+        if "rust" in wanted.values() and not os.access(args.rust, os.X_OK):
+            raise SystemExit(f"{args.rust} is missing: make rust-peer (or --rust PATH)")
     else:
-        run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
-        product_workers, product_nginx = product_pids(run)
-        groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
-        targets = {"product": nginxconf.settings(**localstack.nginx_addresses())["NGINX_URL"]}
+        wanted = select({"product": "product"} | plan(stacks, False), args.only)
+        if "product" in wanted:
+            run = Path(os.environ.get("RUN_DIR") or ROOT / "run").resolve()
+            product_workers, product_nginx = product_pids(run)
+            groups = {"product-workers": pid_ids(product_workers), "product-nginx": pid_ids(product_nginx)}
+            targets["product"] = nginxconf.settings(**localstack.nginx_addresses())["NGINX_URL"]
     with tempfile.TemporaryDirectory(prefix="floors-") as tmp:
         workdir = Path(tmp)
         try:
             for name, (port, status_port, base_port, program) in stacks.items():
+                if name not in wanted.values():
+                    continue  # nobody measures it
                 path = sweep.RUST_PATH if name == "rust" else ""
                 upstreams = ["127.0.0.1:1"]  # nginx needs one; `return` never uses it
                 if base_port is not None:
@@ -262,25 +354,42 @@ def main(argv=None) -> int:
                         wait_ready(f"http://127.0.0.1:{wport}{path}", workers[-1])
                     upstreams = [f"127.0.0.1:{w}" for w in range(base_port, base_port + args.workers)]
                     groups[f"{name}-workers"] = pid_ids(w.pid for w in workers)
-                    if args.pin and args.workers == 1:
+                    if f"{name}-direct" in wanted:
                         groups[f"{name}-direct-workers"] = groups[f"{name}-workers"]
                         targets[f"{name}-direct"] = f"http://127.0.0.1:{base_port}{path}"
-                nginx_pid_files.append(start_nginx(workdir, name, (port, status_port), upstreams,
-                                                   base_port is None, server_pin, processes))
+                if name not in wanted:
+                    continue  # only its workers are measured
+                if name in NO_DIRECT:  # product-minimal
+                    nginx_pid_files.append(start_minimal_nginx(workdir, name, port, upstreams, server_pin,
+                                                               processes))
+                else:
+                    nginx_pid_files.append(start_nginx(workdir, name, (port, status_port), upstreams,
+                                                       base_port is None, server_pin, processes))
                 wait_ready(f"http://127.0.0.1:{port}{path}")
                 groups[f"{name}-nginx"] = pid_ids(nginx_pids(nginx_pid_files[-1]))
                 targets[name] = f"http://127.0.0.1:{port}{path}"
+            targets = {t: targets[t] for t in wanted}  # in the plan's order
             if args.ceiling:
                 results = Path(args.results)
                 results.mkdir(parents=True, exist_ok=True)
-                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), args.rounds,
+                ceiling(results, workdir, targets, groups, sweep.seconds(args.duration), rounds,
                         sweep.DEFAULT_BODY, gen_pin)
                 return 0
             cpu_groups = " ".join(f"{g}=" + ",".join(ids) for g, ids in groups.items())
-            subprocess.run([*gen_pin, sys.executable, "-m", "loadtest.sweep", "--results", args.results,
-                            "--rates", args.rates, "--duration", args.duration,
-                            "--targets", " ".join(f"{n}={u}" for n, u in targets.items()),
-                            "--cpu-groups", cpu_groups, "--server-cpus", server_cpus], check=True, cwd=ROOT)
+
+            def run_sweep(results: str, order: list[str]) -> None:
+                subprocess.run([*gen_pin, sys.executable, "-m", "loadtest.sweep", "--results", results,
+                                "--rates", args.rates, "--duration", args.duration,
+                                "--targets", " ".join(f"{n}={targets[n]}" for n in order),
+                                "--cpu-groups", cpu_groups, "--server-cpus", server_cpus],
+                               check=True, cwd=ROOT)
+            if rounds is None:
+                run_sweep(args.results, list(targets))
+            else:
+                for k in range(1, rounds + 1):
+                    order = round_order(list(targets), k)
+                    print(f"round {k}/{rounds}: {', '.join(order)}", flush=True)
+                    run_sweep(str(Path(args.results) / f"round-{k}"), order)
             subprocess.run([sys.executable, "-m", "loadtest.plot", args.results], check=True, cwd=ROOT)
         finally:
             for pid_file in nginx_pid_files:

@@ -2,6 +2,11 @@
 
     python3 -m loadtest.plot [RESULTS]            # default: loadtest/results
 
+RESULTS may instead hold one sweep a round, RESULTS/round-K/ (floors.py
+--pin --rounds N): then each round gets its own pictures and summary.md as
+below, and RESULTS gets rounds.json and a summary.md of the rounds' medians,
+spread and ratios (rounds.py).
+
 Writes into RESULTS:
   latency-<target>.png   latency by percentile, one line per rate
   compare-R<rate>.png    every target at one rate (bjoern vs gunicorn vs granian)
@@ -37,7 +42,8 @@ from loadtest.sweep import HELD_P99_MS
 HERE = Path(__file__).resolve().parent
 
 # The product first (ratios are to it), then what a user might pick instead.
-ORDER = ["bjoern", "bjoern-direct", "product", "product-direct", "rust", "rust-direct", "gunicorn", "granian"]
+ORDER = ["bjoern", "bjoern-direct", "product", "product-direct", "product-minimal", "rust", "rust-direct",
+         "gunicorn", "granian"]
 PER_CORE_RATE = 3000  # the per-core table compares CPU at this rate a core, where all keep up
 
 
@@ -208,6 +214,17 @@ def per_core(runs: dict[str, dict[int, dict]], cores: int) -> list[str]:
 
 def main(argv: list[str]) -> int:
     results = Path(argv[1]) if len(argv) > 1 else HERE / "results"
+    from loadtest import rounds  # it imports this module
+    if rounds.round_dirs(results):
+        by_round = rounds.load(results)
+        if not by_round:
+            print(f"no saved runs under {results}/round-K/<target>/R<rate>.txt", file=sys.stderr)
+            return 1
+        for k in by_round:
+            main([argv[0], str(results / f"round-{k}")])
+        for path in rounds.write(results, by_round):
+            print(f"wrote {path}")
+        return 0
     runs = load(results)
     if not runs:
         print(f"no saved runs under {results}/<target>/R<rate>.txt: run the sweep first", file=sys.stderr)
