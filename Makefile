@@ -48,6 +48,8 @@ help:
 	@echo "  make soak        10 min at 70% of capacity: zero errors, worker RSS flat (SOAK_RATE, SOAK_DURATION)"
 	@echo "  make generator   build the load generator loadtest/bin/wrk2 (Rust, cargo --locked)"
 	@echo "  make rust-peer   build the Rust peer loadtest/bin/fasttext-serving (cargo install, cached)"
+	@echo "  make instructions  user-space instructions per request of each server under callgrind (INSTRUCTIONS_ARGS)"
+	@echo "  make perf-analyzer  Triton's perf_analyzer in loadtest/.perf-analyzer-venv (loadtest/perf_analyzer.py)"
 
 install: $(VENV)/.installed
 

@@ -67,3 +67,25 @@ plot: install
 soak: install loadtest-images
 	$(COMPOSE) up --detach --wait
 	$(PY) -m loadtest.soak --out $(LOADTEST_RESULTS)/soak
+
+# User-space instructions per request of whole servers under callgrind
+# (loadtest/instructions.py; valgrind: docker/bootstrap/ensure-packages.sh test).
+.PHONY: instructions perf-analyzer
+INSTRUCTIONS_OUT ?= $(CURDIR)/loadtest/report/instructions
+instructions: install model
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
+	$(PY) -m loadtest.instructions --out $(INSTRUCTIONS_OUT) $(INSTRUCTIONS_ARGS)
+
+# Triton's perf_analyzer (C++; in tritonclient 2.51.0's wheel) in its own venv,
+# from loadtest/perf-analyzer.txt (pinned, hashed): loadtest/perf_analyzer.py runs it.
+PERF_ANALYZER_VENV := loadtest/.perf-analyzer-venv
+perf-analyzer: $(PERF_ANALYZER_VENV)/.installed
+
+$(PERF_ANALYZER_VENV)/.installed: loadtest/perf-analyzer.txt
+	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh perf
+	$(PYTHON) -m venv $(PERF_ANALYZER_VENV)
+	$(PERF_ANALYZER_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+	    -r loadtest/perf-analyzer.txt
+	LD_LIBRARY_PATH=$$(echo $(PERF_ANALYZER_VENV)/lib/python3*/site-packages/nvidia/cuda_runtime/lib) \
+	    $(PERF_ANALYZER_VENV)/bin/perf_analyzer --version
+	touch $@

@@ -19,7 +19,8 @@ Settings (flag, environment variable, default):
                               (name=URL, space or comma separated; a URL without a path is
                               the product's API, POST /inferreview with the form body; one
                               ending in /predict is fasttext-serving's, the same review as
-                              a JSON list of one text)
+                              a JSON list of one text; one ending in /v2/models/NAME/infer
+                              is the Open Inference Protocol's, the review as its JSON)
   --server-cpus  SERVER_CPUS  the CPUs the servers are pinned to (`make loadtest PIN=1`),
                               e.g. 0 or 0-2: rates are per core and each run is recorded
                               with the core count, for the summary's per-core table
@@ -58,6 +59,8 @@ DEFAULT_TARGETS = ("bjoern=http://nginx:9000 gunicorn=http://nginx-gunicorn:9000
                    "granian=http://nginx-granian:9000 rust=http://nginx-rust:9000/predict")
 # fasttext-serving's route (the Rust peer): POST a JSON list of raw texts.
 RUST_PATH = "/predict"
+# The Open Inference Protocol's infer route (app/oip.py): POST its JSON, one BYTES text.
+OIP_INFER = re.compile(r"/v2/models/[^/]+/infer$")
 # The seed article's review sentence, form-encoded as its wrk2 runs sent it.
 DEFAULT_BODY = "text=" + urllib.request.quote(
     "I bought this for my husband who plays the piano. He is having a wonderful time playing "
@@ -94,6 +97,15 @@ def is_rust(url: str) -> bool:
     return url.endswith(RUST_PATH)
 
 
+def is_oip(url: str) -> bool:
+    return OIP_INFER.search(url) is not None
+
+
+def oip_body(text: str) -> str:
+    """The protocol's infer request (JSON) for one text."""
+    return json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]})
+
+
 def review_of(body: str) -> str:
     """The review text in a form body `text=...`."""
     try:
@@ -108,13 +120,18 @@ def review_of(body: str) -> str:
 def generator_request(url: str, body: str, workdir: Path) -> list[str]:
     """The generator's URL and request arguments for a target: the form body for
     the product's API; for fasttext-serving's, a wrk script (-s) that posts the
-    same review as JSON."""
-    if not is_rust(url):
+    same review as JSON; for the Open Inference Protocol's infer route
+    (/v2/models/NAME/infer), one that posts it as the protocol's JSON."""
+    if is_rust(url):
+        name, payload = "rust.lua", json.dumps([review_of(body)])
+    elif is_oip(url):
+        name, payload = "oip.lua", oip_body(review_of(body))
+    else:
         return [url + "/inferreview", body]
-    script = workdir / "rust.lua"
+    script = workdir / name
     script.write_text('wrk.method = "POST"\n'
                       'wrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(json.dumps([review_of(body)]))}\n")
+                      f"wrk.body = {json.dumps(payload)}\n")
     return ["-s", str(script), url]
 
 
@@ -154,10 +171,13 @@ def seconds(duration: str) -> int:
 
 def ready(url: str) -> str | None:
     """None when GET url/readyz answers 200 (fasttext-serving, which has no such
-    route: a POST of one text), else why not."""
+    route: a POST of one text; the protocol's infer route: GET its model's
+    /ready), else why not."""
     if is_rust(url):
         request = urllib.request.Request(url, data=b'["ready"]',
                                          headers={"Content-Type": "application/json"})
+    elif is_oip(url):
+        request = urllib.request.Request(url.removesuffix("/infer") + "/ready")
     else:
         request = urllib.request.Request(url + "/readyz")
     try:

@@ -6,6 +6,7 @@
 #   docker/bootstrap/ensure-packages.sh run     # make local-up: + nginx, envsubst (nginx/render.sh)
 #   docker/bootstrap/ensure-packages.sh check   # make check: build + fastText's CLI, envsubst
 #   docker/bootstrap/ensure-packages.sh test    # make test: run + check + wrk, valgrind, curl
+#   docker/bootstrap/ensure-packages.sh perf    # make perf-analyzer: build + libb64 (perf_analyzer loads it)
 #
 # Env: PYTHON (python3), NO_INSTALL=1 (only say what is missing and how to install it).
 # Docker Engine is not installed here (see docker/bootstrap/README.md); Compose v2 is, by docker/bootstrap/ensure-compose.sh.
@@ -20,8 +21,8 @@ need() {  # need PACKAGE CHECK...: PACKAGE is missing when CHECK fails
 has() { PATH="$PATH:/usr/sbin:/sbin" command -v "$1"; }
 
 case "${1:-}" in
-    build|run|check|test) ;;
-    *) echo "usage: $0 build|run|check|test" >&2; exit 2 ;;
+    build|run|check|test|perf) ;;
+    *) echo "usage: $0 build|run|check|test|perf" >&2; exit 2 ;;
 esac
 
 need make has make
@@ -34,7 +35,10 @@ need python3-venv "$PYTHON" -c "import ensurepip, venv"
 if [ "$1" = run ] || [ "$1" = test ]; then
     need nginx-light has nginx
 fi
-if [ "$1" != build ]; then
+if [ "$1" = perf ]; then
+    need libb64-0d test -e /usr/lib/x86_64-linux-gnu/libb64.so.0d  # Triton's perf_analyzer links it
+fi
+if [ "$1" != build ] && [ "$1" != perf ]; then
     need gettext-base has envsubst                 # nginx/render.sh fills the templates with it
 fi
 if [ "$1" = check ] || [ "$1" = test ]; then

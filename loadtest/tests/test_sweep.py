@@ -37,6 +37,19 @@ def test_the_rust_peer_gets_the_same_review_as_json(tmp_path):
     assert body[0].startswith("I bought this for my husband")
 
 
+def test_the_oip_route_gets_the_protocols_json(tmp_path):
+    url = "http://127.0.0.1:8001/v2/models/amazon_review_full/infer"
+    assert sweep.is_oip(url) and not sweep.is_oip("http://127.0.0.1:8001/v2/models/x/ready")
+    args = sweep.generator_request(url, sweep.DEFAULT_BODY, tmp_path)
+    assert args[0] == "-s" and args[2] == url
+    lines = dict(line.split(" = ", 1) for line in Path(args[1]).read_text().splitlines())
+    assert lines['wrk.method'] == '"POST"'
+    assert lines['wrk.headers["Content-Type"]'] == '"application/json"'
+    body = json.loads(json.loads(lines["wrk.body"]))
+    assert body == {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                "data": [urllib.parse.parse_qs(sweep.DEFAULT_BODY)["text"][0]]}]}
+
+
 @pytest.mark.parametrize("body", ["title=a", "text=a&text=b", "text=a&k=1", "nonsense"])
 def test_the_body_must_be_one_text_field(body):
     with pytest.raises(SystemExit, match="BODY"):
