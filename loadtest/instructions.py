@@ -36,7 +36,7 @@ instructions (callgrind_annotate, per function, summed by the object the
 function is in) and the inclusive count of a few entry points (bjoern's call
 of the WSGI app, Falcon's App.__call__, fastText's predict), both as
 differences between the two runs per request. Results: instructions.md and
-instructions.json in --out (and the callgrind files).
+instructions.json in --out (with --keep, callgrind's files and logs too).
 """
 from __future__ import annotations
 
@@ -193,6 +193,8 @@ def stop(proc: subprocess.Popen, timeout: float = 120.0) -> None:
 def count(server: Server, n: int, out: Path, server_cpu: str, client_cpu: str) -> Path:
     """Run `server` under callgrind, drive it with `n` requests, stop it; its callgrind file."""
     base = out / f"callgrind.{server.name}.{n}"
+    for stale in out.glob(f"{base.name}.*"):
+        stale.unlink()
     helper = None
     if server.helper:
         helper = subprocess.Popen(["taskset", "-c", client_cpu, *server.helper], cwd=ROOT,
@@ -235,28 +237,64 @@ def count(server: Server, n: int, out: Path, server_cpu: str, client_cpu: str) -
 
 ALL_CPUS = os.sched_getaffinity(0)
 
-# callgrind_annotate's lines: "N (pct)  file:function [object]" (the percentage only in newer versions).
-ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)(?:\s+\[(.+)\])?\s*$")
+FASTTEXT = "fasttext::"
 
 
-def annotate(path: Path, inclusive: bool) -> dict[tuple[str, str], int]:
-    """{(function, object): instructions} of every function in a callgrind file."""
-    text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
-                           "--threshold=100", str(path)], capture_output=True, text=True, check=True).stdout
-    costs: dict[tuple[str, str], int] = {}
-    started = False
-    for line in text.splitlines():
-        if re.search(r"file:function", line):
-            started = True
+def costs(path: Path) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """From a callgrind file: each (function, object)'s own instructions, and each
+    function's inclusive ones (its own plus those of the calls it made; a
+    recursive function's are counted more than once), and under the name
+    FASTTEXT the inclusive cost of every call into fastText's C++ from outside
+    it (fastText's whole share, libstdc++ included). Read from the file itself
+    (callgrind's format: ob=/fn= then cost lines; calls= then the call's
+    inclusive cost), as callgrind_annotate does, names decompressed."""
+    names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}, "cob": {}, "cfn": {}}
+    own: dict[tuple[str, str], int] = {}
+    inclusive: dict[str, int] = {}
+    ob = fn = cfn = "?"
+    in_call = False
+    into_fasttext = 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line:
             continue
-        if not started:
+        head = line[0]
+        if head.isdigit() or head in "+-*":
+            cost = line.split()
+            if len(cost) < 2:
+                continue
+            ir = int(cost[1])
+            if in_call:  # the inclusive cost of the call the line before named
+                inclusive[fn] = inclusive.get(fn, 0) + ir
+                if cfn.startswith(FASTTEXT) and not fn.startswith(FASTTEXT):
+                    into_fasttext += ir
+                in_call = False
+            else:
+                own[(fn, ob)] = own.get((fn, ob), 0) + ir
+                inclusive[fn] = inclusive.get(fn, 0) + ir
             continue
-        m = ANNOTATE_LINE.match(line)
-        if not m or not m[2]:
+        key, sep, value = line.partition("=")
+        if not sep:
             continue
-        key = (m[2], m[3] or "?")
-        costs[key] = costs.get(key, 0) + int(m[1].replace(",", ""))
-    return costs
+        if key == "calls":
+            in_call = True
+            continue
+        if key in ("ob", "fn", "cob", "cfn"):
+            m = re.fullmatch(r"\((\d+)\)(?: (.*))?", value)
+            table = names["ob" if key in ("ob", "cob") else "fn"]
+            if not m:
+                name = value
+            elif m[2]:
+                name = table[m[1]] = m[2]
+            else:
+                name = table.get(m[1], "?")
+            if key == "ob":
+                ob = name
+            elif key == "fn":
+                fn = name
+            elif key == "cfn":
+                cfn = name
+    inclusive[FASTTEXT] = into_fasttext
+    return own, inclusive
 
 
 def object_group(obj: str, function: str) -> str:
@@ -280,17 +318,20 @@ def object_group(obj: str, function: str) -> str:
 
 
 # Entry points whose inclusive count splits the worker: (label, function name pattern).
+APP_CALL = "the WSGI app: bjoern's wsgi_call_application, inclusive"
+FASTTEXT_CALLS = "fastText: every call into fasttext:: from outside it, inclusive"
 ENTRIES = [
-    ("bjoern's call of the WSGI app (everything the app does)", r"wsgi_call_application"),
-    ("Falcon's App.__call__ (inclusive)", r"__pyx_pw_6falcon_3app_3App_\d+__call__$"),
-    ("fastText: FastText::predict (inclusive)", r"^fasttext::FastText::predict\("),
-    ("fastText: Dictionary::getLine (inclusive)", r"^fasttext::Dictionary::getLine\("),
+    (APP_CALL, r"^wsgi_call_application$"),
+    (FASTTEXT_CALLS, rf"^{FASTTEXT}$"),
+    ("  of which Dictionary::getLine (the text to word ids)", r"^fasttext::Dictionary::getLine\("),
+    ("  of which FastText::predict (the model)", r"^fasttext::FastText::predict\("),
+    ("Falcon's App.__call__ (only if Falcon is compiled)", r"__pyx_pw_6falcon_3app_3App_\d+__call__$"),
 ]
 
 
 def breakdown(low: Path, high: Path, dn: int) -> dict:
-    selfs = [annotate(p, inclusive=False) for p in (low, high)]
-    incls = [annotate(p, inclusive=True) for p in (low, high)]
+    both = [costs(p) for p in (low, high)]
+    selfs, incls = [b[0] for b in both], [b[1] for b in both]
     groups: dict[str, float] = {}
     for key in set(selfs[0]) | set(selfs[1]):
         diff = selfs[1].get(key, 0) - selfs[0].get(key, 0)
@@ -298,10 +339,18 @@ def breakdown(low: Path, high: Path, dn: int) -> dict:
         groups[g] = groups.get(g, 0) + diff / dn
     entries = {}
     for label, pattern in ENTRIES:
-        def summed(costs, pattern=pattern):
-            return sum(v for (fn, _), v in costs.items() if re.search(pattern, fn.split(":", 1)[-1]))
+        def summed(inclusive, pattern=pattern):
+            return sum(v for fn, v in inclusive.items() if re.search(pattern, fn))
         entries[label] = (summed(incls[1]) - summed(incls[0])) / dn
-    return {"by_object": dict(sorted(groups.items(), key=lambda kv: -kv[1])), "entries": entries}
+    total = sum(groups.values())
+    split = {
+        "bjoern outside the app (HTTP parsing, libev loop, socket syscalls' wrappers)": total - entries[APP_CALL],
+        "the app without fastText (app/ Python wrapper and responders, Falcon's Python where it "
+        "routes, the compiled responder's own work, JSON)": entries[APP_CALL] - entries[FASTTEXT_CALLS],
+        "fastText (its C++ and the libstdc++ it calls)": entries[FASTTEXT_CALLS],
+    }
+    return {"by_object": dict(sorted(groups.items(), key=lambda kv: -kv[1])), "entries": entries,
+            "split": split}
 
 
 def write_results(out: Path, results: dict, args) -> None:
@@ -315,12 +364,17 @@ def write_results(out: Path, results: dict, args) -> None:
         if "breakdown" not in r:
             continue
         lines += ["", f"## {name}: where the instructions go (per request)", "",
-                  "| part (own instructions, by object) | instructions/request | share |", "|---|---:|---:|"]
-        for g, v in r["breakdown"]["by_object"].items():
+                  "| part (from the inclusive counts) | instructions/request | share |", "|---|---:|---:|"]
+        for g, v in r["breakdown"]["split"].items():
             lines.append(f"| {g} | {v:,.0f} | {v / r['per_request']:.1%} |")
+        lines += ["", "| own instructions, by object | instructions/request | share |", "|---|---:|---:|"]
+        for g, v in r["breakdown"]["by_object"].items():
+            if round(v):
+                lines.append(f"| {g} | {v:,.0f} | {v / r['per_request']:.1%} |")
         lines += ["", "| entry point (inclusive) | instructions/request | share |", "|---|---:|---:|"]
         for g, v in r["breakdown"]["entries"].items():
-            lines.append(f"| {g} | {v:,.0f} | {v / r['per_request']:.1%} |")
+            if round(v):
+                lines.append(f"| {g} | {v:,.0f} | {v / r['per_request']:.1%} |")
     (out / "instructions.md").write_text("\n".join(lines) + "\n")
 
 
@@ -329,7 +383,8 @@ def main(argv=None) -> int:
     p.add_argument("--requests-low", type=int, default=2000)
     p.add_argument("--requests-high", type=int, default=6000)
     p.add_argument("--only", default=",".join(SERVERS), help="comma-separated: " + ",".join(SERVERS))
-    p.add_argument("--out", default=str(HERE / "report" / "instructions"))
+    p.add_argument("--out", default=str(HERE / "report" / "instructions" / "servers"))
+    p.add_argument("--keep", action="store_true", help="keep callgrind's files and logs in OUT/callgrind")
     p.add_argument("--rust", type=Path, default=RUST_BIN)
     args = p.parse_args(argv)
     if not 0 < args.requests_low < args.requests_high:
@@ -349,13 +404,20 @@ def main(argv=None) -> int:
     server_cpu, client_cpu = cpus()
     results: dict = {"requests_low": args.requests_low, "requests_high": args.requests_high,
                      "server_cpu": server_cpu, "client_cpu": client_cpu, "servers": {}}
+    # --only adds to (or redoes) the servers of an earlier run with the same counts.
+    with contextlib.suppress(OSError, ValueError):
+        earlier = json.loads((out / "instructions.json").read_text())
+        if (earlier["requests_low"], earlier["requests_high"]) == (args.requests_low, args.requests_high):
+            results["servers"] = {k: v for k, v in earlier["servers"].items() if k not in names}
     dn = args.requests_high - args.requests_low
     with tempfile.TemporaryDirectory(prefix="instructions-") as tmp:
         table = servers(Path(tmp), args.rust)
+        raw = out / "callgrind" if args.keep else Path(tmp) / "callgrind"
+        raw.mkdir(exist_ok=True)
         for name in names:
             server = table[name]
             started = time.monotonic()
-            files = [count(server, n, out, server_cpu, client_cpu) for n in (args.requests_low, args.requests_high)]
+            files = [count(server, n, raw, server_cpu, client_cpu) for n in (args.requests_low, args.requests_high)]
             irs = [total_ir(f) for f in files]
             r = {"request": server.request.split(b" ", 2)[1].decode(), "ir_low": irs[0], "ir_high": irs[1],
                  "per_request": (irs[1] - irs[0]) / dn, "files": [f.name for f in files]}
@@ -365,8 +427,7 @@ def main(argv=None) -> int:
             print(f"{name:12} {r['request']:40} {r['per_request']:12,.0f} instructions/request "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
             write_results(out, results, args)
-    with contextlib.suppress(OSError):
-        print(f"results: {out / 'instructions.md'}")
+    print(f"results: {out / 'instructions.md'}")
     return 0
 
 
