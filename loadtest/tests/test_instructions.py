@@ -91,7 +91,7 @@ def our_children() -> list[int]:
     return [int(c) for c in text.split()]
 
 
-@pytest.mark.e2e  # valgrind, ~40 s
+@pytest.mark.e2e  # valgrind, ~70 s
 def test_instructions_runs_two_servers_and_leaves_nothing_behind(tmp_path, capsys):
     before = our_children()
     assert instructions.main(["--only", "bare,nginx", "--requests-low", "50", "--requests-high", "150",
