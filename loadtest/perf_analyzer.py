@@ -12,6 +12,8 @@ Runs, `rounds` times and alternated:
   /v2/models/MODEL/infer, for about `duration` seconds (its measurement
   windows, --max-trials of them, with no stability demanded: the figures are
   its last three windows');
+- **perf_analyzer-json**: the same with `--input-tensor-format=json
+  --output-tensor-format=json`, the request our generator sends;
 - **wrk2-oip**: our generator (loadtest/bin/wrk2, sweep.py's request for the
   URL: the protocol's JSON, one BYTES text) on the same route at the same rate;
 - **wrk2-form**: our generator on POST /inferreview with the form body.
@@ -44,7 +46,7 @@ ROOT = HERE.parent
 VENV = HERE / ".perf-analyzer-venv"
 MODEL_NAME = json.loads((ROOT / "models" / "amazon_review_full.json").read_text())["name"]
 TICK = os.sysconf("SC_CLK_TCK")
-GENERATORS = ("perf_analyzer", "wrk2-oip", "wrk2-form")
+GENERATORS = ("perf_analyzer", "perf_analyzer-json", "wrk2-oip", "wrk2-form")
 
 
 def perf_analyzer_command() -> tuple[Path, dict]:
@@ -93,7 +95,7 @@ def parse_perf_analyzer(out: str) -> dict:
 
 
 def run_perf_analyzer(url: str, model: str, rate: int, duration: int, pin: list[str], workdir: Path,
-                      asynchronous: bool = False) -> dict:
+                      asynchronous: bool = False, tensor_format: str = "binary") -> dict:
     binary, env = perf_analyzer_command()
     data = workdir / "input.json"
     data.write_text(json.dumps({"data": [{"text": {"content": [sweep.review_of(sweep.DEFAULT_BODY)],
@@ -102,7 +104,8 @@ def run_perf_analyzer(url: str, model: str, rate: int, duration: int, pin: list[
     cmd = [*pin, str(binary), "-v", "-m", model, "-u", url.split("://", 1)[-1], "-i", "http",
            f"--request-rate-range={rate}", f"--measurement-interval={duration * 1000 // windows}",
            f"--max-trials={windows}", "--stability-percentage=999", f"--input-data={data}",
-           "--max-threads=16", *(["--async"] if asynchronous else [])]
+           "--max-threads=16", f"--input-tensor-format={tensor_format}",
+           f"--output-tensor-format={tensor_format}", *(["--async"] if asynchronous else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration * 4 + 60)
     out = proc.stdout + proc.stderr
     (workdir / "perf_analyzer.txt").write_text(out)
@@ -126,8 +129,9 @@ def run_wrk2(url: str, rate: int, duration: int, pin: list[str], workdir: Path) 
 def measure(generator: str, base: str, model: str, pid: int, rate: int, duration: int, pin: list[str],
             workdir: Path, asynchronous: bool = False) -> dict:
     before_n, before_cpu = served(base), cpu_s(pid)
-    if generator == "perf_analyzer":
-        res = run_perf_analyzer(base, model, rate, duration, pin, workdir, asynchronous)
+    if generator.startswith("perf_analyzer"):
+        res = run_perf_analyzer(base, model, rate, duration, pin, workdir, asynchronous,
+                                "json" if generator.endswith("-json") else "binary")
     elif generator == "wrk2-oip":
         res = run_wrk2(f"{base}/v2/models/{model}/infer", rate, duration, pin, workdir)
     else:
@@ -157,7 +161,7 @@ def main(argv=None) -> int:
     generators = [g for g in args.generators.split(",") if g]
     if set(generators) - set(GENERATORS):
         raise SystemExit(f"--generators: choose from {', '.join(GENERATORS)}")
-    if "perf_analyzer" in generators:
+    if any(g.startswith("perf_analyzer") for g in generators):
         perf_analyzer_command()
     if any(g.startswith("wrk2") for g in generators) and not os.access(HERE / "bin" / "wrk2", os.X_OK):
         raise SystemExit(f"{HERE / 'bin' / 'wrk2'} is missing: make generator")
@@ -178,7 +182,7 @@ def main(argv=None) -> int:
     try:
         ready.wait_until_ready(lambda: sweep.ready(base), 60, process=worker, what=base)
         with tempfile.TemporaryDirectory(prefix="perf-analyzer-") as tmp:
-            print(f"{'round':>5} {'generator':14} {'rate':>6} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            print(f"{'round':>5} {'generator':18} {'rate':>6} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} "
                   f"{'server CPU us/req':>18}", flush=True)
             for rnd in range(1, args.rounds + 1):
                 for g in generators:
@@ -187,7 +191,7 @@ def main(argv=None) -> int:
                     runs.append(r | {"round": rnd})
                     cpu = r["server_cpu_us_per_request"]
                     p50, p99 = (f"{r[k]:8.2f}" if r[k] is not None else f"{'-':>8}" for k in ("p50_ms", "p99_ms"))
-                    print(f"{rnd:5} {g:14} {args.rate:6} {r['achieved'] or 0:9.1f} {p50} {p99} {cpu or 0:18.1f}"
+                    print(f"{rnd:5} {g:18} {args.rate:6} {r['achieved'] or 0:9.1f} {p50} {p99} {cpu or 0:18.1f}"
                           + (f"   ({r['delayed']:.0f}% of its requests delayed)" if r.get("delayed") else "")
                           + ("   (no stable measurement: its last window)" if r.get("unstable") else ""),
                           flush=True)
