@@ -71,7 +71,7 @@ soak: install loadtest-images
 # User-space instructions per request of whole servers under callgrind
 # (loadtest/instructions.py; valgrind: docker/bootstrap/ensure-packages.sh test).
 .PHONY: instructions perf-analyzer
-INSTRUCTIONS_OUT ?= $(CURDIR)/loadtest/report/instructions
+INSTRUCTIONS_OUT ?= $(CURDIR)/loadtest/report/instructions/servers
 instructions: install model
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
 	$(PY) -m loadtest.instructions --out $(INSTRUCTIONS_OUT) $(INSTRUCTIONS_ARGS)
