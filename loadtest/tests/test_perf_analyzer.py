@@ -32,8 +32,7 @@ def test_without_a_stable_measurement_the_last_window_is_kept():
     assert r["achieved"] == 6153.81 and r["unstable"] and r["p99_ms"] is None
 
 
-@pytest.mark.e2e  # ~25 s
-@pytest.mark.skipif(not (perf_analyzer.VENV / "bin" / "perf_analyzer").exists(), reason="make perf-analyzer")
+@pytest.mark.e2e  # ~25 s; make test installs perf_analyzer (make perf-analyzer) first
 def test_perf_analyzer_and_wrk2_drive_a_worker(tmp_path, capsys):
     out = tmp_path / "runs.json"
     assert perf_analyzer.main(["--start-worker", "8212", "--rate", "200", "--duration", "3", "--rounds", "1",
