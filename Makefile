@@ -103,9 +103,9 @@ check: install model
 	$(PY) -m pytest -ra -m "not e2e" $(PYTEST_ARGS)
 
 # Everything, as CI runs it: the linter and the check tier, then the stacks end to end
-# (local, Compose, Swarm) and the load test (its generator needs cargo; Triton's
+# (local, Compose, Swarm) and the load test (its generator and the Rust peer need cargo; Triton's
 # perf_analyzer drives the protocol's route).
-test: install model generator perf-analyzer
+test: install model generator rust-peer perf-analyzer
 	PYTHON=$(PYTHON) docker/bootstrap/ensure-packages.sh test
 	$(VENV)/bin/ruff check .
 	cargo test --release --locked --quiet --manifest-path loadtest/generator/Cargo.toml
