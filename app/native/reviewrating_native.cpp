@@ -13,6 +13,7 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fasttext.h"
@@ -22,6 +23,105 @@ namespace py = pybind11;
 namespace {
 
 using fasttext::real;
+
+// fastText's protected parts this file calls rather than copies: a derived
+// class may name them, and a pointer to a member reaches them on the object
+// fastText made. No object of these types is ever created.
+struct DictionaryAccess : fasttext::Dictionary {
+  static constexpr auto word2int = &DictionaryAccess::word2int_;
+  static constexpr auto words = &DictionaryAccess::words_;
+  static constexpr auto add_word_ngrams = &DictionaryAccess::addWordNgrams;
+};
+struct FastTextAccess : fasttext::FastText {
+  static constexpr auto model = &FastTextAccess::model_;
+};
+
+// Dictionary::getLine(in, words, labels) on a char range and a newline,
+// without an istream or a std::string per token: the same tokens (readWord's
+// whitespace: space \n \r \t \v \f \0; a newline ends the line with EOS), the
+// same FNV-1a hash as Dictionary::hash (on signed chars), the same probing as
+// Dictionary::find, then fastText's own getSubwords/computeSubwords and
+// addWordNgrams. Scratch buffers kept across calls.
+struct LineReader {
+  const fasttext::Dictionary* dict = nullptr;
+  std::string label;  // args.label, the prefix getType(string) checks
+  int32_t word_ngrams = 1, maxn = 0;
+  std::vector<int32_t> hashes;
+  std::string bow_token_eow;
+
+  explicit LineReader(const fasttext::FastText& ft) : dict(ft.getDictionary().get()) {
+    const fasttext::Args args = ft.getArgs();
+    label = args.label;
+    word_ngrams = args.wordNgrams;
+    maxn = args.maxn;
+  }
+
+  static bool is_space(char c) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
+  }
+
+  static uint32_t hash(std::string_view s) {
+    uint32_t h = 2166136261;
+    for (char c : s) {
+      h = h ^ uint32_t(int8_t(c));
+      h = h * 16777619;
+    }
+    return h;
+  }
+
+  // Dictionary::getId(token, h): -1 when out of vocabulary.
+  int32_t id(std::string_view token, uint32_t h) const {
+    const std::vector<int32_t>& word2int = dict->*DictionaryAccess::word2int;
+    const std::vector<fasttext::entry>& entries = dict->*DictionaryAccess::words;
+    int32_t size = word2int.size();
+    int32_t i = h % size;
+    while (word2int[i] != -1 && std::string_view(entries[word2int[i]].word) != token) i = (i + 1) % size;
+    return word2int[i];
+  }
+
+  // One token of getLine's loop; true when it was EOS (the line ends there).
+  bool add(std::string_view token, std::vector<int32_t>& words) {
+    uint32_t h = hash(token);
+    int32_t wid = id(token, h);
+    bool is_label = wid < 0 ? token.substr(0, label.size()) == label
+                            : dict->getType(wid) == fasttext::entry_type::label;
+    bool eos = token == fasttext::Dictionary::EOS;
+    if (!is_label) {  // Dictionary::addSubwords, then the word's hash for the n-grams
+      if (wid < 0) {
+        if (!eos) {
+          bow_token_eow.assign(fasttext::Dictionary::BOW).append(token).append(fasttext::Dictionary::EOW);
+          dict->computeSubwords(bow_token_eow, words);
+        }
+      } else if (maxn <= 0) {
+        words.push_back(wid);
+      } else {
+        const std::vector<int32_t>& ngrams = dict->getSubwords(wid);
+        words.insert(words.end(), ngrams.cbegin(), ngrams.cend());
+      }
+      hashes.push_back(static_cast<int32_t>(h));
+    }
+    return eos;
+  }
+
+  // The words getLine gives for `text` followed by a newline (labels dropped).
+  void read(std::string_view text, std::vector<int32_t>& words) {
+    words.clear();
+    hashes.clear();
+    const size_t n = text.size();
+    size_t i = 0;
+    for (;;) {
+      while (i < n && text[i] != '\n' && is_space(text[i])) i++;
+      if (i == n || text[i] == '\n') {
+        add(fasttext::Dictionary::EOS, words);
+        break;
+      }
+      size_t start = i;
+      while (i < n && !is_space(text[i])) i++;
+      if (add(text.substr(start, i - start), words)) break;
+    }
+    (dict->*DictionaryAccess::add_word_ngrams)(words, hashes, word_ngrams);
+  }
+};
 
 struct Model;
 
@@ -33,8 +133,10 @@ struct Responder {
   std::vector<std::string> heads;  // per label: `{"5 star":` as ujson writes it
   size_t max_chars = 0;
   std::string decoded, spaced, normal, response;
-  std::istringstream in;
-  std::vector<int32_t> words, labels;
+  bool supervised = false;  // FastText::predict refuses the others
+  std::unique_ptr<LineReader> reader;
+  std::unique_ptr<fasttext::Model::State> state;  // kept: FastText::predict makes one a call
+  std::vector<int32_t> words;
   fasttext::Predictions predictions;
   std::vector<unsigned long long> counts;  // predictions served, by label
 };
@@ -154,17 +256,15 @@ PyObject* respond(PyObject* capsule, PyObject* body) {
   if (PyBytes_AsStringAndSize(body, &data, &n) < 0) return nullptr;
   if (!decode_form(data, static_cast<size_t>(n), r->decoded) || r->decoded.size() > r->max_chars) Py_RETURN_NONE;
   normalize(r->decoded, r->spaced, r->normal);
-  if (r->normal.empty()) Py_RETURN_NONE;  // Python says why (400)
-  r->normal.push_back('\n');
+  if (r->normal.empty() || !r->supervised) Py_RETURN_NONE;  // Python says why (400)
   std::string& response = r->response;
   int32_t label = -1;
   try {
-    r->in.str(r->normal);
-    r->in.clear();
     const fasttext::FastText& ft = r->model->ft;
-    ft.getDictionary()->getLine(r->in, r->words, r->labels);
+    r->reader->read(r->normal, r->words);  // getLine on the text and a newline
     r->predictions.clear();
-    ft.predict(1, r->words, r->predictions, 0.0);
+    if (r->words.empty()) Py_RETURN_NONE;  // FastText::predict: no predictions
+    (ft.*FastTextAccess::model)->predict(r->words, 1, 0.0, r->predictions, *r->state);
     if (r->predictions.empty()) Py_RETURN_NONE;
     label = r->predictions[0].second;
     if (label < 0 || static_cast<size_t>(label) >= r->heads.size()) Py_RETURN_NONE;
@@ -208,6 +308,15 @@ PYBIND11_MODULE(reviewrating_native, m) {
           },
           py::arg("texts"), py::arg("k") = 1, py::arg("threshold") = 0.0)
       .def(
+          "line",
+          [](const Model& self, const std::string& text) {
+            std::istringstream in(text + "\n");
+            std::vector<int32_t> words, labels;
+            self.ft.getDictionary()->getLine(in, words, labels);
+            return words;
+          },
+          py::arg("text"), "(tests) fastText's own getLine on `text` and a newline: the input ids")
+      .def(
           "responder",
           [](py::object self, std::vector<std::string> heads, size_t max_chars) {
             Model& model = self.cast<Model&>();
@@ -216,14 +325,36 @@ PYBIND11_MODULE(reviewrating_native, m) {
             auto r = std::make_unique<Responder>();
             r->model = &model;
             r->owner = self;
+            const int32_t heads_size = static_cast<int32_t>(heads.size());
             r->heads = std::move(heads);
             r->max_chars = max_chars;
             r->counts.assign(r->heads.size(), 0);
+            r->supervised = model.supervised();
+            r->reader = std::make_unique<LineReader>(model.ft);
+            r->state = std::make_unique<fasttext::Model::State>(model.ft.getDimension(), heads_size, 0);
             return r;
           },
           py::arg("heads"), py::arg("max_chars"),
           "A Responder for POST /inferreview; heads[i] is `{\"<label i>\":` as the JSON starts.");
   py::class_<Responder>(m, "Responder")
+      .def(
+          "line",
+          [](Responder& self, const std::string& text) {
+            self.reader->read(text, self.words);
+            return self.words;
+          },
+          "(tests) the input ids respond() gives fastText for `text` and a newline")
+      .def(
+          "predict",
+          [](Responder& self, const std::string& text) -> py::object {
+            self.reader->read(text, self.words);
+            self.predictions.clear();
+            if (self.words.empty() || !self.supervised) return py::none();
+            (self.model->ft.*FastTextAccess::model)->predict(self.words, 1, 0.0, self.predictions, *self.state);
+            if (self.predictions.empty()) return py::none();
+            return py::make_tuple(std::exp(self.predictions[0].first), self.predictions[0].second);
+          },
+          "(tests) respond()'s top (probability, label index) for the already normalised `text`")
       .def("counts", [](const Responder& self) { return self.counts; }, "predictions served, by label index")
       .def_property_readonly(
           "respond",
