@@ -132,7 +132,7 @@ struct Responder {
   py::object owner;  // keeps the Model alive as long as the responder
   std::vector<std::string> heads;  // per label: `{"5 star":` as ujson writes it
   size_t max_chars = 0;
-  std::string decoded, spaced, normal, response;
+  std::string decoded, spaced, normal, response;  // buffers: sizes kept, only grown
   bool supervised = false;  // FastText::predict refuses the others
   std::unique_ptr<LineReader> reader;
   std::unique_ptr<fasttext::Model::State> state;  // kept: FastText::predict makes one a call
@@ -171,30 +171,39 @@ int hex_value(unsigned char c) {
   return -1;
 }
 
+// At least n chars of `buffer`, which keeps its size between calls (it only
+// grows): the steps below write through a pointer, not push_back per char.
+char* room(std::string& buffer, size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
 // `text=VALUE` with nothing else, VALUE percent-decoded (+ is a space) as
-// Falcon's parse_query_string does; false for whatever is not that plain
-// case (other fields, bad escapes, non-ASCII), which Python then reads.
-bool decode_form(const char* body, size_t n, std::string& out) {
+// Falcon's parse_query_string does, into `buffer`; false for whatever is not
+// that plain case (other fields, bad escapes, non-ASCII), which Python then reads.
+bool decode_form(const char* body, size_t n, std::string& buffer, std::string_view& decoded) {
   static const char key[] = "text=";
   if (n < 5 || std::char_traits<char>::compare(body, key, 5) != 0) return false;
-  out.clear();
+  char* const out = room(buffer, n - 5);
+  char* o = out;
   for (size_t i = 5; i < n; i++) {
     unsigned char c = body[i];
     if (c == '&' || c >= 0x80) return false;
     if (c == '+') {
-      out.push_back(' ');
+      *o++ = ' ';
     } else if (c == '%') {
       if (i + 2 >= n) return false;
       int hi = hex_value(body[i + 1]), lo = hex_value(body[i + 2]);
       if (hi < 0 || lo < 0) return false;
       int byte = hi * 16 + lo;
       if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
-      out.push_back(static_cast<char>(byte));
+      *o++ = static_cast<char>(byte);
       i += 2;
     } else {
-      out.push_back(static_cast<char>(c));
+      *o++ = static_cast<char>(c);
     }
   }
+  decoded = std::string_view(out, o - out);
   return true;
 }
 
@@ -203,33 +212,37 @@ bool decode_form(const char* body, size_t n, std::string& out) {
 // `<br />` -> space, ; : and control characters -> space, spaces squeezed,
 // ends stripped. Pass two matches `<br />` on pass one's output, as Python's
 // replace() does after the quotes are gone.
-void normalize(const std::string& text, std::string& spaced, std::string& out) {
-  spaced.clear();
+std::string_view normalize(std::string_view text, std::string& spaced_buffer, std::string& out_buffer) {
+  char* const spaced = room(spaced_buffer, 3 * text.size());
+  char* s = spaced;
   for (unsigned char c : text) {
     if (c >= 'A' && c <= 'Z') {
-      spaced.push_back(static_cast<char>(c + 32));
+      *s++ = static_cast<char>(c + 32);
     } else if (c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?') {
-      spaced.push_back(' ');
-      spaced.push_back(static_cast<char>(c));
-      spaced.push_back(' ');
+      s[0] = ' ';
+      s[1] = static_cast<char>(c);
+      s[2] = ' ';
+      s += 3;
     } else if (c != '"') {
-      spaced.push_back(static_cast<char>(c));
+      *s++ = static_cast<char>(c);
     }
   }
-  out.clear();
-  const size_t n = spaced.size();
+  const size_t n = s - spaced;
+  char* const out = room(out_buffer, n);
+  char* o = out;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = spaced[i];
-    if (c == '<' && n - i >= 6 && spaced.compare(i, 6, "<br />") == 0) {
+    if (c == '<' && n - i >= 6 && std::char_traits<char>::compare(spaced + i, "<br />", 6) == 0) {
       c = ' ';
       i += 5;
     } else if (c == ';' || c == ':' || c < 0x20 || c == 0x7f) {
       c = ' ';
     }
-    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
-    out.push_back(static_cast<char>(c));
+    if (c == ' ' && (o == out || o[-1] == ' ')) continue;
+    *o++ = static_cast<char>(c);
   }
-  if (!out.empty() && out.back() == ' ') out.pop_back();
+  if (o != out && o[-1] == ' ') o--;
+  return std::string_view(out, o - out);
 }
 
 // Python's repr of a float (what ujson writes), for the range a top-1
@@ -254,14 +267,16 @@ PyObject* respond(PyObject* capsule, PyObject* body) {
   Py_ssize_t n;
   if (!PyBytes_Check(body)) Py_RETURN_NONE;
   if (PyBytes_AsStringAndSize(body, &data, &n) < 0) return nullptr;
-  if (!decode_form(data, static_cast<size_t>(n), r->decoded) || r->decoded.size() > r->max_chars) Py_RETURN_NONE;
-  normalize(r->decoded, r->spaced, r->normal);
-  if (r->normal.empty() || !r->supervised) Py_RETURN_NONE;  // Python says why (400)
+  std::string_view decoded;
+  if (!decode_form(data, static_cast<size_t>(n), r->decoded, decoded) || decoded.size() > r->max_chars)
+    Py_RETURN_NONE;
+  const std::string_view normal = normalize(decoded, r->spaced, r->normal);
+  if (normal.empty() || !r->supervised) Py_RETURN_NONE;  // Python says why (400)
   std::string& response = r->response;
   int32_t label = -1;
   try {
     const fasttext::FastText& ft = r->model->ft;
-    r->reader->read(r->normal, r->words);  // getLine on the text and a newline
+    r->reader->read(normal, r->words);  // getLine on the text and a newline
     r->predictions.clear();
     if (r->words.empty()) Py_RETURN_NONE;  // FastText::predict: no predictions
     (ft.*FastTextAccess::model)->predict(r->words, 1, 0.0, r->predictions, *r->state);
