@@ -88,7 +88,9 @@ struct LineReader {
     bool eos = token == fasttext::Dictionary::EOS;
     if (!is_label) {  // Dictionary::addSubwords, then the word's hash for the n-grams
       if (wid < 0) {
-        if (!eos) {
+        // computeSubwords adds n-grams of 1..maxn chars only: none when maxn <= 0
+        // (supervised models' default), so the BOW+token+EOW string is skipped then.
+        if (!eos && maxn > 0) {
           bow_token_eow.assign(fasttext::Dictionary::BOW).append(token).append(fasttext::Dictionary::EOW);
           dict->computeSubwords(bow_token_eow, words);
         }
