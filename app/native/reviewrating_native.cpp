@@ -24,6 +24,30 @@ namespace {
 
 using fasttext::real;
 
+// Per-byte classes for the loops below, made once from the rules they state:
+// one table look-up a char instead of up to nine comparisons.
+struct CharTables {
+  enum : uint8_t { COPY, PLUS, PERCENT, REJECT };  // decode_form
+  enum : uint8_t { KEEP, SPACE_OUT, DROP };        // normalize, pass one
+  uint8_t form[256], pass_one[256];
+  int8_t hex[256];                                    // a hex digit's value, else -1
+  char lower[256], pass_two[256];                     // the char written by pass one / pass two
+  bool fasttext_space[256];                           // Dictionary::readWord's separators
+  CharTables() {
+    for (int c = 0; c < 256; c++) {
+      form[c] = c == '&' || c >= 0x80 ? REJECT : c == '+' ? PLUS : c == '%' ? PERCENT : COPY;
+      hex[c] = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      lower[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      pass_one[c] = c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?' ? SPACE_OUT
+                    : c == '"' ? DROP : KEEP;
+      pass_two[c] = static_cast<char>(c == ';' || c == ':' || c < 0x20 || c == 0x7f ? ' ' : c);
+      fasttext_space[c] = c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
+    }
+  }
+};
+const CharTables tables;
+
 // fastText's protected parts this file calls rather than copies: a derived
 // class may name them, and a pointer to a member reaches them on the object
 // fastText made. No object of these types is ever created.
@@ -56,9 +80,7 @@ struct LineReader {
     maxn = args.maxn;
   }
 
-  static bool is_space(char c) {
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
-  }
+  static bool is_space(char c) { return tables.fasttext_space[static_cast<unsigned char>(c)]; }
 
   static uint32_t hash(std::string_view s) {
     uint32_t h = 2166136261;
@@ -166,13 +188,6 @@ struct Model {
   }
 };
 
-int hex_value(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // At least n chars of `buffer`, which keeps its size between calls (it only
 // grows): the steps below write through a pointer, not push_back per char.
 char* room(std::string& buffer, size_t n) {
@@ -190,19 +205,26 @@ bool decode_form(const char* body, size_t n, std::string& buffer, std::string_vi
   char* o = out;
   for (size_t i = 5; i < n; i++) {
     unsigned char c = body[i];
-    if (c == '&' || c >= 0x80) return false;
-    if (c == '+') {
-      *o++ = ' ';
-    } else if (c == '%') {
-      if (i + 2 >= n) return false;
-      int hi = hex_value(body[i + 1]), lo = hex_value(body[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      int byte = hi * 16 + lo;
-      if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
-      *o++ = static_cast<char>(byte);
-      i += 2;
-    } else {
-      *o++ = static_cast<char>(c);
+    switch (tables.form[c]) {
+      case CharTables::COPY:
+        *o++ = static_cast<char>(c);
+        break;
+      case CharTables::PLUS:
+        *o++ = ' ';
+        break;
+      case CharTables::PERCENT: {
+        if (i + 2 >= n) return false;
+        int hi = tables.hex[static_cast<unsigned char>(body[i + 1])];
+        int lo = tables.hex[static_cast<unsigned char>(body[i + 2])];
+        if (hi < 0 || lo < 0) return false;
+        int byte = hi * 16 + lo;
+        if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
+        *o++ = static_cast<char>(byte);
+        i += 2;
+        break;
+      }
+      default:  // '&' (another field) or non-ASCII
+        return false;
     }
   }
   decoded = std::string_view(out, o - out);
@@ -218,15 +240,18 @@ std::string_view normalize(std::string_view text, std::string& spaced_buffer, st
   char* const spaced = room(spaced_buffer, 3 * text.size());
   char* s = spaced;
   for (unsigned char c : text) {
-    if (c >= 'A' && c <= 'Z') {
-      *s++ = static_cast<char>(c + 32);
-    } else if (c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?') {
-      s[0] = ' ';
-      s[1] = static_cast<char>(c);
-      s[2] = ' ';
-      s += 3;
-    } else if (c != '"') {
-      *s++ = static_cast<char>(c);
+    switch (tables.pass_one[c]) {
+      case CharTables::KEEP:
+        *s++ = tables.lower[c];
+        break;
+      case CharTables::SPACE_OUT:
+        s[0] = ' ';
+        s[1] = static_cast<char>(c);
+        s[2] = ' ';
+        s += 3;
+        break;
+      default:  // '"'
+        break;
     }
   }
   const size_t n = s - spaced;
@@ -237,8 +262,8 @@ std::string_view normalize(std::string_view text, std::string& spaced_buffer, st
     if (c == '<' && n - i >= 6 && std::char_traits<char>::compare(spaced + i, "<br />", 6) == 0) {
       c = ' ';
       i += 5;
-    } else if (c == ';' || c == ':' || c < 0x20 || c == 0x7f) {
-      c = ' ';
+    } else {
+      c = tables.pass_two[c];  // ; : and control characters -> space
     }
     if (c == ' ' && (o == out || o[-1] == ' ')) continue;
     *o++ = static_cast<char>(c);
