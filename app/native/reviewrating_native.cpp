@@ -68,16 +68,28 @@ struct FastTextAccess : fasttext::FastText {
 // addWordNgrams. Scratch buffers kept across calls.
 struct LineReader {
   const fasttext::Dictionary* dict = nullptr;
+  const std::vector<int32_t>* word2int = nullptr;       // Dictionary::word2int_
+  const std::vector<fasttext::entry>* entries = nullptr;  // Dictionary::words_
   std::string label;  // args.label, the prefix getType(string) checks
   int32_t word_ngrams = 1, maxn = 0;
+  // EOS, which ends every line: looked up once.
+  uint32_t eos_hash = 0;
+  int32_t eos_id = -1;
+  bool eos_is_label = false;
   std::vector<int32_t> hashes;
   std::string bow_token_eow;
 
-  explicit LineReader(const fasttext::FastText& ft) : dict(ft.getDictionary().get()) {
+  explicit LineReader(const fasttext::FastText& ft)
+      : dict(ft.getDictionary().get()),
+        word2int(&(dict->*DictionaryAccess::word2int)),
+        entries(&(dict->*DictionaryAccess::words)) {
     const fasttext::Args args = ft.getArgs();
     label = args.label;
     word_ngrams = args.wordNgrams;
     maxn = args.maxn;
+    eos_hash = hash(fasttext::Dictionary::EOS);
+    eos_id = id(fasttext::Dictionary::EOS, eos_hash);
+    eos_is_label = is_label(fasttext::Dictionary::EOS, eos_id);
   }
 
   static bool is_space(char c) { return tables.fasttext_space[static_cast<unsigned char>(c)]; }
@@ -93,55 +105,64 @@ struct LineReader {
 
   // Dictionary::getId(token, h): -1 when out of vocabulary.
   int32_t id(std::string_view token, uint32_t h) const {
-    const std::vector<int32_t>& word2int = dict->*DictionaryAccess::word2int;
-    const std::vector<fasttext::entry>& entries = dict->*DictionaryAccess::words;
-    int32_t size = word2int.size();
+    const std::vector<int32_t>& w2i = *word2int;
+    int32_t size = w2i.size();
     int32_t i = h % size;
-    while (word2int[i] != -1 && std::string_view(entries[word2int[i]].word) != token) i = (i + 1) % size;
-    return word2int[i];
+    while (w2i[i] != -1 && std::string_view((*entries)[w2i[i]].word) != token) i = (i + 1) % size;
+    return w2i[i];
   }
 
-  // One token of getLine's loop; true when it was EOS (the line ends there).
-  bool add(std::string_view token, std::vector<int32_t>& words) {
-    uint32_t h = hash(token);
-    int32_t wid = id(token, h);
-    bool is_label = wid < 0 ? token.substr(0, label.size()) == label
-                            : dict->getType(wid) == fasttext::entry_type::label;
-    bool eos = token == fasttext::Dictionary::EOS;
-    if (!is_label) {  // Dictionary::addSubwords, then the word's hash for the n-grams
-      if (wid < 0) {
-        // computeSubwords adds n-grams of 1..maxn chars only: none when maxn <= 0
-        // (supervised models' default), so the BOW+token+EOW string is skipped then.
-        if (!eos && maxn > 0) {
-          bow_token_eow.assign(fasttext::Dictionary::BOW).append(token).append(fasttext::Dictionary::EOW);
-          dict->computeSubwords(bow_token_eow, words);
-        }
-      } else if (maxn <= 0) {
-        words.push_back(wid);
-      } else {
-        const std::vector<int32_t>& ngrams = dict->getSubwords(wid);
-        words.insert(words.end(), ngrams.cbegin(), ngrams.cend());
+  // getType(wid) for a known word (words_[wid].type), getType(token) for an unknown one.
+  bool is_label(std::string_view token, int32_t wid) const {
+    return wid < 0 ? token.substr(0, label.size()) == label : (*entries)[wid].type == fasttext::entry_type::label;
+  }
+
+  // One token of getLine's loop, its hash and id already known.
+  void add(std::string_view token, uint32_t h, int32_t wid, bool label_token, bool eos,
+           std::vector<int32_t>& words) {
+    if (label_token) return;  // labels go to getLine's other vector, unused here
+    // Dictionary::addSubwords, then the word's hash for the n-grams
+    if (wid < 0) {
+      // computeSubwords adds n-grams of 1..maxn chars only: none when maxn <= 0
+      // (supervised models' default), so the BOW+token+EOW string is skipped then.
+      if (!eos && maxn > 0) {
+        bow_token_eow.assign(fasttext::Dictionary::BOW).append(token).append(fasttext::Dictionary::EOW);
+        dict->computeSubwords(bow_token_eow, words);
       }
-      hashes.push_back(static_cast<int32_t>(h));
+    } else if (maxn <= 0) {
+      words.push_back(wid);
+    } else {
+      const std::vector<int32_t>& ngrams = dict->getSubwords(wid);
+      words.insert(words.end(), ngrams.cbegin(), ngrams.cend());
     }
-    return eos;
+    hashes.push_back(static_cast<int32_t>(h));
   }
 
-  // The words getLine gives for `text` followed by a newline (labels dropped).
+  // The words getLine gives for `text` followed by a newline (labels dropped);
+  // each token hashed as it is scanned.
   void read(std::string_view text, std::vector<int32_t>& words) {
     words.clear();
     hashes.clear();
-    const size_t n = text.size();
-    size_t i = 0;
+    const char* p = text.data();
+    const char* const end = p + text.size();
     for (;;) {
-      while (i < n && text[i] != '\n' && is_space(text[i])) i++;
-      if (i == n || text[i] == '\n') {
-        add(fasttext::Dictionary::EOS, words);
+      while (p != end && *p != '\n' && is_space(*p)) p++;
+      if (p == end || *p == '\n') {  // readWord's EOS: the line ends
+        add(fasttext::Dictionary::EOS, eos_hash, eos_id, eos_is_label, true, words);
         break;
       }
-      size_t start = i;
-      while (i < n && !is_space(text[i])) i++;
-      if (add(text.substr(start, i - start), words)) break;
+      const char* const start = p;
+      uint32_t h = 2166136261;  // Dictionary::hash, as the token's chars go by
+      do {
+        h = h ^ uint32_t(int8_t(*p));
+        h = h * 16777619;
+        p++;
+      } while (p != end && !is_space(*p));
+      const std::string_view token(start, p - start);
+      const int32_t wid = id(token, h);
+      const bool eos = token == fasttext::Dictionary::EOS;  // a literal </s> ends the line too
+      add(token, h, wid, is_label(token, wid), eos, words);
+      if (eos) break;
     }
     (dict->*DictionaryAccess::add_word_ngrams)(words, hashes, word_ngrams);
   }
