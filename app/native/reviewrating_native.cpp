@@ -5,7 +5,10 @@
 // Model.predict/predict_many/labels/... are what app/classifier.py used from
 // fasttext_pybind (same fastText calls, so the same figures). The responder
 // answers only the plain case (one ASCII `text` field); for anything else it
-// returns None and the Python path answers, with its own errors.
+// returns None and the Python path answers, with its own errors. It reads the
+// line itself (LineReader: no istream, no string per token) and keeps
+// fastText's Model::State; tests/test_native_line.py holds it to getLine's ids
+// and the `fasttext` module's probabilities, bit for bit.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -170,8 +173,9 @@ struct LineReader {
 
 struct Model;
 
-// What one POST /inferreview needs between calls: scratch buffers reused so
-// a request allocates nothing of its own but fastText's state.
+// What one POST /inferreview needs between calls: buffers, vectors and
+// fastText's Model::State reused, so that a request allocates nothing but the
+// bytes object of its answer (once the buffers have grown to its size).
 struct Responder {
   Model* model = nullptr;
   py::object owner;  // keeps the Model alive as long as the responder
