@@ -98,6 +98,8 @@ def test_bad_inputs_get_the_python_errors(tiny_classifier, name, method, path, h
     b"text=%3Cbr%3C%3Cbr+%2F%3Ebr+%2F%3E", b"text=a%00b", b"text=%7F", b"text=%0A%0D%09x",
     b"text=__label__5+good", b"text=a=b", b"text=%zz", b"text=%4", b"text=%e2%82%ac", b"text=ok&",
     b"text=%C4%B0", b"TEXT=ok", b"te%78t=ok", b"text=+++x+++", b"text=.", b"text=%3B%3A",
+    # fastText's end of line as a word: its getLine stops there, and so must the compiled reading
+    b"text=%3C%2Fs%3E", b"text=%3C%2Fs%3E+great", b"text=great+%3C%2Fs%3E+awful+awful", b"text=a%3C%2Fs%3Eb",
 ])
 def test_edge_bodies_get_the_python_answer(tiny_classifier, body):
     compiled, python = _pair(tiny_classifier, TEST_LIMITS)

@@ -5,7 +5,10 @@
 // Model.predict/predict_many/labels/... are what app/classifier.py used from
 // fasttext_pybind (same fastText calls, so the same figures). The responder
 // answers only the plain case (one ASCII `text` field); for anything else it
-// returns None and the Python path answers, with its own errors.
+// returns None and the Python path answers, with its own errors. It reads the
+// line itself (LineReader: no istream, no string per token) and keeps
+// fastText's Model::State; tests/test_native_line.py holds it to getLine's ids
+// and the `fasttext` module's probabilities, bit for bit.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -13,6 +16,7 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fasttext.h"
@@ -23,18 +27,165 @@ namespace {
 
 using fasttext::real;
 
+// Per-byte classes for the loops below, made once from the rules they state:
+// one table look-up a char instead of up to nine comparisons.
+struct CharTables {
+  enum : uint8_t { COPY, PLUS, PERCENT, REJECT };  // decode_form
+  enum : uint8_t { KEEP, SPACE_OUT, DROP };        // normalize, pass one
+  uint8_t form[256], pass_one[256];
+  int8_t hex[256];                                    // a hex digit's value, else -1
+  char lower[256], pass_two[256];                     // the char written by pass one / pass two
+  bool fasttext_space[256];                           // Dictionary::readWord's separators
+  CharTables() {
+    for (int c = 0; c < 256; c++) {
+      form[c] = c == '&' || c >= 0x80 ? REJECT : c == '+' ? PLUS : c == '%' ? PERCENT : COPY;
+      hex[c] = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      lower[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      pass_one[c] = c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?' ? SPACE_OUT
+                    : c == '"' ? DROP : KEEP;
+      pass_two[c] = static_cast<char>(c == ';' || c == ':' || c < 0x20 || c == 0x7f ? ' ' : c);
+      fasttext_space[c] = c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
+    }
+  }
+};
+const CharTables tables;
+
+// fastText's protected parts this file calls rather than copies: a derived
+// class may name them, and a pointer to a member reaches them on the object
+// fastText made. No object of these types is ever created.
+struct DictionaryAccess : fasttext::Dictionary {
+  static constexpr auto word2int = &DictionaryAccess::word2int_;
+  static constexpr auto words = &DictionaryAccess::words_;
+  static constexpr auto add_word_ngrams = &DictionaryAccess::addWordNgrams;
+};
+struct FastTextAccess : fasttext::FastText {
+  static constexpr auto model = &FastTextAccess::model_;
+};
+
+// Dictionary::getLine(in, words, labels) on a char range and a newline,
+// without an istream or a std::string per token: the same tokens (readWord's
+// whitespace: space \n \r \t \v \f \0; a newline ends the line with EOS), the
+// same FNV-1a hash as Dictionary::hash (on signed chars), the same probing as
+// Dictionary::find, then fastText's own getSubwords/computeSubwords and
+// addWordNgrams. Scratch buffers kept across calls.
+struct LineReader {
+  const fasttext::Dictionary* dict = nullptr;
+  const std::vector<int32_t>* word2int = nullptr;       // Dictionary::word2int_
+  const std::vector<fasttext::entry>* entries = nullptr;  // Dictionary::words_
+  std::string label;  // args.label, the prefix getType(string) checks
+  int32_t word_ngrams = 1, maxn = 0;
+  // EOS, which ends every line: looked up once.
+  uint32_t eos_hash = 0;
+  int32_t eos_id = -1;
+  bool eos_is_label = false;
+  std::vector<int32_t> hashes;
+  std::string bow_token_eow;
+
+  explicit LineReader(const fasttext::FastText& ft)
+      : dict(ft.getDictionary().get()),
+        word2int(&(dict->*DictionaryAccess::word2int)),
+        entries(&(dict->*DictionaryAccess::words)) {
+    const fasttext::Args args = ft.getArgs();
+    label = args.label;
+    word_ngrams = args.wordNgrams;
+    maxn = args.maxn;
+    eos_hash = hash(fasttext::Dictionary::EOS);
+    eos_id = id(fasttext::Dictionary::EOS, eos_hash);
+    eos_is_label = is_label(fasttext::Dictionary::EOS, eos_id);
+  }
+
+  static bool is_space(char c) { return tables.fasttext_space[static_cast<unsigned char>(c)]; }
+
+  static uint32_t hash(std::string_view s) {
+    uint32_t h = 2166136261;
+    for (char c : s) {
+      h = h ^ uint32_t(int8_t(c));
+      h = h * 16777619;
+    }
+    return h;
+  }
+
+  // Dictionary::getId(token, h): -1 when out of vocabulary.
+  int32_t id(std::string_view token, uint32_t h) const {
+    const std::vector<int32_t>& w2i = *word2int;
+    int32_t size = w2i.size();
+    int32_t i = h % size;
+    while (w2i[i] != -1 && std::string_view((*entries)[w2i[i]].word) != token) i = (i + 1) % size;
+    return w2i[i];
+  }
+
+  // getType(wid) for a known word (words_[wid].type), getType(token) for an unknown one.
+  bool is_label(std::string_view token, int32_t wid) const {
+    return wid < 0 ? token.substr(0, label.size()) == label : (*entries)[wid].type == fasttext::entry_type::label;
+  }
+
+  // One token of getLine's loop, its hash and id already known.
+  void add(std::string_view token, uint32_t h, int32_t wid, bool label_token, bool eos,
+           std::vector<int32_t>& words) {
+    if (label_token) return;  // labels go to getLine's other vector, unused here
+    // Dictionary::addSubwords, then the word's hash for the n-grams
+    if (wid < 0) {
+      // computeSubwords adds n-grams of 1..maxn chars only: none when maxn <= 0
+      // (supervised models' default), so the BOW+token+EOW string is skipped then.
+      if (!eos && maxn > 0) {
+        bow_token_eow.assign(fasttext::Dictionary::BOW).append(token).append(fasttext::Dictionary::EOW);
+        dict->computeSubwords(bow_token_eow, words);
+      }
+    } else if (maxn <= 0) {
+      words.push_back(wid);
+    } else {
+      const std::vector<int32_t>& ngrams = dict->getSubwords(wid);
+      words.insert(words.end(), ngrams.cbegin(), ngrams.cend());
+    }
+    hashes.push_back(static_cast<int32_t>(h));
+  }
+
+  // The words getLine gives for `text` followed by a newline (labels dropped);
+  // each token hashed as it is scanned.
+  void read(std::string_view text, std::vector<int32_t>& words) {
+    words.clear();
+    hashes.clear();
+    const char* p = text.data();
+    const char* const end = p + text.size();
+    for (;;) {
+      while (p != end && *p != '\n' && is_space(*p)) p++;
+      if (p == end || *p == '\n') {  // readWord's EOS: the line ends
+        add(fasttext::Dictionary::EOS, eos_hash, eos_id, eos_is_label, true, words);
+        break;
+      }
+      const char* const start = p;
+      uint32_t h = 2166136261;  // Dictionary::hash, as the token's chars go by
+      do {
+        h = h ^ uint32_t(int8_t(*p));
+        h = h * 16777619;
+        p++;
+      } while (p != end && !is_space(*p));
+      const std::string_view token(start, p - start);
+      const int32_t wid = id(token, h);
+      const bool eos = token == fasttext::Dictionary::EOS;  // a literal </s> ends the line too
+      add(token, h, wid, is_label(token, wid), eos, words);
+      if (eos) break;
+    }
+    (dict->*DictionaryAccess::add_word_ngrams)(words, hashes, word_ngrams);
+  }
+};
+
 struct Model;
 
-// What one POST /inferreview needs between calls: scratch buffers reused so
-// a request allocates nothing of its own but fastText's state.
+// What one POST /inferreview needs between calls: buffers, vectors and
+// fastText's Model::State reused, so that a request allocates nothing but the
+// bytes object of its answer (once the buffers have grown to its size).
 struct Responder {
   Model* model = nullptr;
   py::object owner;  // keeps the Model alive as long as the responder
   std::vector<std::string> heads;  // per label: `{"5 star":` as ujson writes it
   size_t max_chars = 0;
-  std::string decoded, spaced, normal, response;
-  std::istringstream in;
-  std::vector<int32_t> words, labels;
+  std::string decoded, spaced, normal, response;  // buffers: sizes kept, only grown
+  bool supervised = false;  // FastText::predict refuses the others
+  std::unique_ptr<LineReader> reader;
+  std::unique_ptr<fasttext::Model::State> state;  // kept: FastText::predict makes one a call
+  std::vector<int32_t> words;
   fasttext::Predictions predictions;
   std::vector<unsigned long long> counts;  // predictions served, by label
 };
@@ -62,37 +213,46 @@ struct Model {
   }
 };
 
-int hex_value(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// At least n chars of `buffer`, which keeps its size between calls (it only
+// grows): the steps below write through a pointer, not push_back per char.
+char* room(std::string& buffer, size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
 }
 
 // `text=VALUE` with nothing else, VALUE percent-decoded (+ is a space) as
-// Falcon's parse_query_string does; false for whatever is not that plain
-// case (other fields, bad escapes, non-ASCII), which Python then reads.
-bool decode_form(const char* body, size_t n, std::string& out) {
+// Falcon's parse_query_string does, into `buffer`; false for whatever is not
+// that plain case (other fields, bad escapes, non-ASCII), which Python then reads.
+bool decode_form(const char* body, size_t n, std::string& buffer, std::string_view& decoded) {
   static const char key[] = "text=";
   if (n < 5 || std::char_traits<char>::compare(body, key, 5) != 0) return false;
-  out.clear();
+  char* const out = room(buffer, n - 5);
+  char* o = out;
   for (size_t i = 5; i < n; i++) {
     unsigned char c = body[i];
-    if (c == '&' || c >= 0x80) return false;
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      if (i + 2 >= n) return false;
-      int hi = hex_value(body[i + 1]), lo = hex_value(body[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      int byte = hi * 16 + lo;
-      if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
-      out.push_back(static_cast<char>(byte));
-      i += 2;
-    } else {
-      out.push_back(static_cast<char>(c));
+    switch (tables.form[c]) {
+      case CharTables::COPY:
+        *o++ = static_cast<char>(c);
+        break;
+      case CharTables::PLUS:
+        *o++ = ' ';
+        break;
+      case CharTables::PERCENT: {
+        if (i + 2 >= n) return false;
+        int hi = tables.hex[static_cast<unsigned char>(body[i + 1])];
+        int lo = tables.hex[static_cast<unsigned char>(body[i + 2])];
+        if (hi < 0 || lo < 0) return false;
+        int byte = hi * 16 + lo;
+        if (byte >= 0x80) return false;  // UTF-8: Python's lower() and checks decide
+        *o++ = static_cast<char>(byte);
+        i += 2;
+        break;
+      }
+      default:  // '&' (another field) or non-ASCII
+        return false;
     }
   }
+  decoded = std::string_view(out, o - out);
   return true;
 }
 
@@ -101,33 +261,40 @@ bool decode_form(const char* body, size_t n, std::string& out) {
 // `<br />` -> space, ; : and control characters -> space, spaces squeezed,
 // ends stripped. Pass two matches `<br />` on pass one's output, as Python's
 // replace() does after the quotes are gone.
-void normalize(const std::string& text, std::string& spaced, std::string& out) {
-  spaced.clear();
+std::string_view normalize(std::string_view text, std::string& spaced_buffer, std::string& out_buffer) {
+  char* const spaced = room(spaced_buffer, 3 * text.size());
+  char* s = spaced;
   for (unsigned char c : text) {
-    if (c >= 'A' && c <= 'Z') {
-      spaced.push_back(static_cast<char>(c + 32));
-    } else if (c == '\'' || c == '.' || c == ',' || c == '(' || c == ')' || c == '!' || c == '?') {
-      spaced.push_back(' ');
-      spaced.push_back(static_cast<char>(c));
-      spaced.push_back(' ');
-    } else if (c != '"') {
-      spaced.push_back(static_cast<char>(c));
+    switch (tables.pass_one[c]) {
+      case CharTables::KEEP:
+        *s++ = tables.lower[c];
+        break;
+      case CharTables::SPACE_OUT:
+        s[0] = ' ';
+        s[1] = static_cast<char>(c);
+        s[2] = ' ';
+        s += 3;
+        break;
+      default:  // '"'
+        break;
     }
   }
-  out.clear();
-  const size_t n = spaced.size();
+  const size_t n = s - spaced;
+  char* const out = room(out_buffer, n);
+  char* o = out;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = spaced[i];
-    if (c == '<' && n - i >= 6 && spaced.compare(i, 6, "<br />") == 0) {
+    if (c == '<' && n - i >= 6 && std::char_traits<char>::compare(spaced + i, "<br />", 6) == 0) {
       c = ' ';
       i += 5;
-    } else if (c == ';' || c == ':' || c < 0x20 || c == 0x7f) {
-      c = ' ';
+    } else {
+      c = tables.pass_two[c];  // ; : and control characters -> space
     }
-    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
-    out.push_back(static_cast<char>(c));
+    if (c == ' ' && (o == out || o[-1] == ' ')) continue;
+    *o++ = static_cast<char>(c);
   }
-  if (!out.empty() && out.back() == ' ') out.pop_back();
+  if (o != out && o[-1] == ' ') o--;
+  return std::string_view(out, o - out);
 }
 
 // Python's repr of a float (what ujson writes), for the range a top-1
@@ -152,19 +319,19 @@ PyObject* respond(PyObject* capsule, PyObject* body) {
   Py_ssize_t n;
   if (!PyBytes_Check(body)) Py_RETURN_NONE;
   if (PyBytes_AsStringAndSize(body, &data, &n) < 0) return nullptr;
-  if (!decode_form(data, static_cast<size_t>(n), r->decoded) || r->decoded.size() > r->max_chars) Py_RETURN_NONE;
-  normalize(r->decoded, r->spaced, r->normal);
-  if (r->normal.empty()) Py_RETURN_NONE;  // Python says why (400)
-  r->normal.push_back('\n');
+  std::string_view decoded;
+  if (!decode_form(data, static_cast<size_t>(n), r->decoded, decoded) || decoded.size() > r->max_chars)
+    Py_RETURN_NONE;
+  const std::string_view normal = normalize(decoded, r->spaced, r->normal);
+  if (normal.empty() || !r->supervised) Py_RETURN_NONE;  // Python says why (400)
   std::string& response = r->response;
   int32_t label = -1;
   try {
-    r->in.str(r->normal);
-    r->in.clear();
     const fasttext::FastText& ft = r->model->ft;
-    ft.getDictionary()->getLine(r->in, r->words, r->labels);
+    r->reader->read(normal, r->words);  // getLine on the text and a newline
     r->predictions.clear();
-    ft.predict(1, r->words, r->predictions, 0.0);
+    if (r->words.empty()) Py_RETURN_NONE;  // FastText::predict: no predictions
+    (ft.*FastTextAccess::model)->predict(r->words, 1, 0.0, r->predictions, *r->state);
     if (r->predictions.empty()) Py_RETURN_NONE;
     label = r->predictions[0].second;
     if (label < 0 || static_cast<size_t>(label) >= r->heads.size()) Py_RETURN_NONE;
@@ -208,6 +375,15 @@ PYBIND11_MODULE(reviewrating_native, m) {
           },
           py::arg("texts"), py::arg("k") = 1, py::arg("threshold") = 0.0)
       .def(
+          "line",
+          [](const Model& self, const std::string& text) {
+            std::istringstream in(text + "\n");
+            std::vector<int32_t> words, labels;
+            self.ft.getDictionary()->getLine(in, words, labels);
+            return words;
+          },
+          py::arg("text"), "(tests) fastText's own getLine on `text` and a newline: the input ids")
+      .def(
           "responder",
           [](py::object self, std::vector<std::string> heads, size_t max_chars) {
             Model& model = self.cast<Model&>();
@@ -216,14 +392,36 @@ PYBIND11_MODULE(reviewrating_native, m) {
             auto r = std::make_unique<Responder>();
             r->model = &model;
             r->owner = self;
+            const int32_t heads_size = static_cast<int32_t>(heads.size());
             r->heads = std::move(heads);
             r->max_chars = max_chars;
             r->counts.assign(r->heads.size(), 0);
+            r->supervised = model.supervised();
+            r->reader = std::make_unique<LineReader>(model.ft);
+            r->state = std::make_unique<fasttext::Model::State>(model.ft.getDimension(), heads_size, 0);
             return r;
           },
           py::arg("heads"), py::arg("max_chars"),
           "A Responder for POST /inferreview; heads[i] is `{\"<label i>\":` as the JSON starts.");
   py::class_<Responder>(m, "Responder")
+      .def(
+          "line",
+          [](Responder& self, const std::string& text) {
+            self.reader->read(text, self.words);
+            return self.words;
+          },
+          "(tests) the input ids respond() gives fastText for `text` and a newline")
+      .def(
+          "predict",
+          [](Responder& self, const std::string& text) -> py::object {
+            self.reader->read(text, self.words);
+            self.predictions.clear();
+            if (self.words.empty() || !self.supervised) return py::none();
+            (self.model->ft.*FastTextAccess::model)->predict(self.words, 1, 0.0, self.predictions, *self.state);
+            if (self.predictions.empty()) return py::none();
+            return py::make_tuple(std::exp(self.predictions[0].first), self.predictions[0].second);
+          },
+          "(tests) respond()'s top (probability, label index) for the already normalised `text`")
       .def("counts", [](const Responder& self) { return self.counts; }, "predictions served, by label index")
       .def_property_readonly(
           "respond",
