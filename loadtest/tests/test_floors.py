@@ -8,7 +8,6 @@ import sys
 import pytest
 import requests
 
-from tests.e2e import stacks
 from tests.e2e.stacks import WORKERS
 from tests.e2e.traffic import BASE
 from tests.paths import ROOT
@@ -17,9 +16,9 @@ pytestmark = pytest.mark.e2e  # the local stack
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_stack():
-    with stacks.local_stack() as stack:
-        yield stack
+def _the_local_stack(local_stack):
+    """The product's local stack (conftest), up for every test here."""
+    return local_stack
 
 
 def test_floors_ceiling_measures_each_layer_and_leaves_nothing_running(tmp_path):

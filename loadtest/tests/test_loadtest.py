@@ -14,7 +14,7 @@ import pytest
 from stacktools.ready import wait_for
 
 from loadtest import hdr
-from tests.e2e.stacks import PROJECT, WORKERS, assert_port_free, containers, inspect, run
+from tests.e2e.stacks import PROJECT, WORKERS, containers, inspect, run
 from tests.paths import ROOT
 
 pytestmark = pytest.mark.e2e  # make loadtest: Docker and the generator
@@ -24,18 +24,11 @@ RATES = [300, 600]
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    assert_port_free()
-    results = tmp_path_factory.mktemp("loadtest-results")
+def sweep(loadtest_results, make_loadtest):
     env = {**os.environ, "WORKERS": str(WORKERS), "RATES": " ".join(map(str, RATES)),
-           "DURATION": "4s", "CONNECTIONS": "8", "THREADS": "2", "LOADTEST_RESULTS": str(results)}
-    try:
-        done = subprocess.run(["make", "loadtest"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=1500)
-        assert done.returncode == 0, f"make loadtest:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-        yield results, done.stdout
-    finally:
-        subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+           "DURATION": "4s", "CONNECTIONS": "8", "THREADS": "2", "LOADTEST_RESULTS": str(loadtest_results)}
+    with make_loadtest(env) as output:
+        yield loadtest_results, output
 
 
 def test_every_target_and_rate_saved_with_its_cpu(sweep):

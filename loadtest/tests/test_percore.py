@@ -4,13 +4,11 @@ server CPU, the Rust server also driven directly; the summary's per-core table."
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from loadtest import plot
-from tests.e2e.stacks import assert_port_free, containers, inspect
-from tests.paths import ROOT
+from tests.e2e.stacks import containers, inspect
 
 pytestmark = pytest.mark.e2e  # make loadtest PIN=1: Docker and the generator
 
@@ -20,22 +18,15 @@ NCPU = os.cpu_count()
 
 
 @pytest.fixture(scope="module")
-def pinned(tmp_path_factory):
+def pinned(loadtest_results, make_loadtest):
     assert NCPU >= 2, "the per-core mode needs 2 CPUs"
-    assert_port_free()
-    results = tmp_path_factory.mktemp("percore-results")
     env = {**os.environ, "PIN": "1", "RATES": " ".join(map(str, RATES)), "DURATION": "4s",
-           "CONNECTIONS": "8", "THREADS": "1", "LOADTEST_RESULTS": str(results)}
+           "CONNECTIONS": "8", "THREADS": "1", "LOADTEST_RESULTS": str(loadtest_results)}
     env.pop("WORKERS", None)
-    try:
-        done = subprocess.run(["make", "loadtest"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=1500)
-        assert done.returncode == 0, f"make loadtest PIN=1:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    with make_loadtest(env, "make loadtest PIN=1"):
         cpusets = {service: [inspect(c)["HostConfig"]["CpusetCpus"] for c in containers(service)]
                    for service in ("worker", "nginx", "worker-rust", "nginx-rust", "worker-gunicorn")}
-        yield results, cpusets
-    finally:
-        subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+        yield loadtest_results, cpusets
 
 
 def test_the_servers_have_every_cpu_but_the_last(pinned):
