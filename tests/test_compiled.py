@@ -8,7 +8,6 @@ and generated form bodies. fastText's CLI stays the judge of the figures
 (tests/test_fasttext.py); this proves the compiled path serves the same ones.
 """
 
-import csv
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -23,24 +22,6 @@ from app.stats import Stats
 from app.wsgi import create_app
 
 from .bad_inputs import BAD_INPUTS, FORM, TEST_LIMITS, oversized
-from .paths import shared_file
-
-DATA_FILES = ["amazon_review_full_test_first999_notitle.csv", "amazon_review_polarity_test_first6459.csv",
-              "marc_en_test.csv", "marc_en_validation.csv"]
-
-
-def _labelled_texts() -> list[str]:
-    texts = []
-    for name in DATA_FILES:
-        with shared_file("data", name).open(newline="", encoding="utf-8") as f:
-            for row in csv.reader(f):
-                texts += [row[-1], f"{row[-2]} , {row[-1]}"] if len(row) >= 3 else [row[-1]]
-    return texts
-
-
-@pytest.fixture(scope="module")
-def labelled_texts():
-    return _labelled_texts()
 
 
 def _python_answer(classifier, text: str) -> bytes:
