@@ -1,7 +1,7 @@
 """User-space instructions per request of whole servers, counted by callgrind.
 
     .venv/bin/python -m loadtest.instructions [--requests-low 2000 --requests-high 6000]
-        [--only bare,falcon,product,product-oip,rust,nginx] [--out DIR]
+        [--only bare,falcon,product,product-oip,rust,nginx,nginx-rust] [--out DIR]
 
 Hardware counters are not to be had here; valgrind's callgrind counts the
 instructions a process executes in user space, the same on every run however
@@ -29,7 +29,9 @@ The servers (ports 8201-8208, which nothing else here uses):
   (loadtest/bin/fasttext-serving; left out, with a message, when missing);
 - **nginx**: the product's nginx.conf, rendered as floors.py does, one
   process (`daemon off; master_process off;`), proxying to a product worker
-  that runs outside valgrind: only nginx's instructions are counted.
+  that runs outside valgrind: only nginx's instructions are counted;
+- **nginx-rust**: the same nginx.conf in front of fasttext-serving (its
+  /predict route, as floors.py's `rust` stack), the same way.
 
 For product and product-oip, where the instructions go: each object's own
 instructions (callgrind_annotate, per function, summed by the object the
@@ -65,9 +67,10 @@ MODEL_NAME = json.loads((ROOT / "models" / "amazon_review_full.json").read_text(
 OIP_PATH = f"/v2/models/{MODEL_NAME}/infer"
 RUST_BIN = floors.RUST_BIN
 
-PORTS = {"bare": 8201, "falcon": 8202, "product": 8203, "product-oip": 8204, "rust": 8205, "nginx": 8206}
+PORTS = {"bare": 8201, "falcon": 8202, "product": 8203, "product-oip": 8204, "rust": 8205, "nginx": 8206,
+         "nginx-rust": 8209}
 NGINX_STATUS_PORT = 8207
-NGINX_UPSTREAM_PORT = 8208  # the product worker nginx proxies to, outside valgrind
+NGINX_UPSTREAM_PORT = 8208  # the worker nginx proxies to (ours, or the Rust one), outside valgrind
 SERVERS = tuple(PORTS)
 READY_TIMEOUT = 300.0  # Python and the model's load under callgrind: tens of seconds
 
@@ -99,6 +102,7 @@ class Server:
     workdir: Path | None = None
     breakdown: bool = False
     helper: list[str] = field(default_factory=list)  # started outside valgrind first (nginx's worker)
+    helper_path: str = ""  # where the helper answers sweep.ready()'s probe
 
 
 def python_env(**extra) -> dict:
@@ -132,6 +136,19 @@ def servers(workdir: Path, rust: Path) -> dict[str, Server]:
                                     "-g", "daemon off; master_process off;"], dict(os.environ),
                           PORTS["nginx"], f"http://127.0.0.1:{PORTS['nginx']}", FORM_REQUEST, workdir=d,
                           helper=[py, "-m", "app"])
+    # The same nginx.conf in front of fasttext-serving (its /predict route, as
+    # floors.py's `rust` stack): what nginx spends for the other server's answers.
+    d = workdir / "nginx-rust"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    nginxconf.render(d, [f"127.0.0.1:{NGINX_UPSTREAM_PORT}"],
+                     **floors.nginx_settings((PORTS["nginx-rust"], NGINX_STATUS_PORT), False, "1",
+                                             sweep.RUST_PATH))
+    out["nginx-rust"] = Server("nginx-rust", ["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr",
+                                              "-g", "daemon off; master_process off;"], dict(os.environ),
+                               PORTS["nginx-rust"], f"http://127.0.0.1:{PORTS['nginx-rust']}{sweep.RUST_PATH}",
+                               RUST_REQUEST, workdir=d, helper_path=sweep.RUST_PATH,
+                               helper=[str(rust), "--model", str(MODEL), "--address", "127.0.0.1",
+                                       "--port", str(NGINX_UPSTREAM_PORT), "--workers", "1"])
     return out
 
 
@@ -204,8 +221,8 @@ def count(server: Server, n: int, out: Path, server_cpu: str, client_cpu: str) -
     proc = None
     try:
         if helper:
-            ready.wait_until_ready(lambda: sweep.ready(f"http://127.0.0.1:{NGINX_UPSTREAM_PORT}"), 60,
-                                   process=helper, what="nginx's upstream worker")
+            upstream = f"http://127.0.0.1:{NGINX_UPSTREAM_PORT}{server.helper_path}"
+            ready.wait_until_ready(lambda: sweep.ready(upstream), 60, process=helper, what="nginx's upstream worker")
         proc = subprocess.Popen(
             ["taskset", "-c", server_cpu, "valgrind", "--tool=callgrind", f"--callgrind-out-file={base}.%p",
              *server.command], cwd=ROOT, env=server.env, stdout=log, stderr=log)
@@ -411,9 +428,9 @@ def main(argv=None) -> int:
     for tool in ("valgrind", "callgrind_annotate", "taskset"):
         if not any(os.access(Path(d) / tool, os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)):
             raise SystemExit(f"{tool} is missing: docker/bootstrap/ensure-packages.sh test")
-    if "rust" in names and not os.access(args.rust, os.X_OK):
-        print(f"leaving out rust: {args.rust} is missing (make rust-peer)", flush=True)
-        names.remove("rust")
+    if {"rust", "nginx-rust"} & set(names) and not os.access(args.rust, os.X_OK):
+        print(f"leaving out rust and nginx-rust: {args.rust} is missing (make rust-peer)", flush=True)
+        names = [n for n in names if n not in ("rust", "nginx-rust")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     server_cpu, client_cpu = cpus()

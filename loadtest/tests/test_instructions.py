@@ -91,18 +91,18 @@ def our_children() -> list[int]:
     return [int(c) for c in text.split()]
 
 
-@pytest.mark.e2e  # valgrind, ~70 s
-def test_instructions_runs_two_servers_and_leaves_nothing_behind(tmp_path, capsys):
+@pytest.mark.e2e  # valgrind, ~90 s
+def test_instructions_runs_the_servers_and_leaves_nothing_behind(tmp_path, capsys):
     before = our_children()
-    assert instructions.main(["--only", "bare,nginx", "--requests-low", "50", "--requests-high", "150",
+    assert instructions.main(["--only", "bare,nginx,nginx-rust", "--requests-low", "50", "--requests-high", "150",
                               "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "instructions.json").read_text())
-    assert set(results["servers"]) == {"bare", "nginx"}
+    assert set(results["servers"]) == {"bare", "nginx", "nginx-rust"}
     for name, r in results["servers"].items():
         assert r["ir_high"] > r["ir_low"] > 0 and r["per_request"] > 0, (name, r)
     table = (tmp_path / "instructions.md").read_text()
-    assert "| bare |" in table and "| nginx |" in table
-    ports = (instructions.PORTS["bare"], instructions.PORTS["nginx"], instructions.NGINX_UPSTREAM_PORT)
+    assert "| bare |" in table and "| nginx |" in table and "| nginx-rust |" in table
+    ports = (*instructions.PORTS.values(), instructions.NGINX_UPSTREAM_PORT)
     assert all(refused(p) for p in ports)
     assert our_children() == before
     assert not list(tmp_path.glob("callgrind.*")) and not (tmp_path / "callgrind").exists()
