@@ -47,7 +47,7 @@ import contextlib
 import json
 import os
 import re
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,9 +85,7 @@ def review() -> str:
 
 
 FORM_REQUEST = http_request("/inferreview", sweep.DEFAULT_BODY.encode(), "application/x-www-form-urlencoded")
-OIP_REQUEST = http_request(OIP_PATH, json.dumps(
-    {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [review()]}]}).encode(),
-    "application/json")
+OIP_REQUEST = http_request(OIP_PATH, sweep.oip_body(review()).encode(), "application/json")
 RUST_REQUEST = http_request(sweep.RUST_PATH, json.dumps([review()]).encode(), "application/json")
 
 
@@ -124,32 +122,32 @@ def servers(workdir: Path, rust: Path) -> dict[str, Server]:
         "product-oip": Server("product-oip", [py, "-m", "app"], product_env | {"PORT": str(PORTS["product-oip"])},
                               PORTS["product-oip"], f"http://127.0.0.1:{PORTS['product-oip']}", OIP_REQUEST,
                               breakdown=True),
-        "rust": Server("rust", [str(rust), "--model", str(MODEL), "--address", "127.0.0.1",
-                                "--port", str(PORTS["rust"]), "--workers", "1"], dict(os.environ),
-                       PORTS["rust"], f"http://127.0.0.1:{PORTS['rust']}{sweep.RUST_PATH}", RUST_REQUEST),
+        "rust": Server("rust", rust_command(rust, PORTS["rust"]), dict(os.environ), PORTS["rust"],
+                       f"http://127.0.0.1:{PORTS['rust']}{sweep.RUST_PATH}", RUST_REQUEST),
     }
-    d = workdir / "nginx"
-    (d / "tmp").mkdir(parents=True, exist_ok=True)
-    nginxconf.render(d, [f"127.0.0.1:{NGINX_UPSTREAM_PORT}"],
-                     **floors.nginx_settings((PORTS["nginx"], NGINX_STATUS_PORT), False, "1"))
-    out["nginx"] = Server("nginx", ["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr",
-                                    "-g", "daemon off; master_process off;"], dict(os.environ),
-                          PORTS["nginx"], f"http://127.0.0.1:{PORTS['nginx']}", FORM_REQUEST, workdir=d,
-                          helper=[py, "-m", "app"])
+    out["nginx"] = nginx_server(workdir, "nginx", FORM_REQUEST, [py, "-m", "app"])
     # The same nginx.conf in front of fasttext-serving (its /predict route, as
     # floors.py's `rust` stack): what nginx spends for the other server's answers.
-    d = workdir / "nginx-rust"
+    out["nginx-rust"] = nginx_server(workdir, "nginx-rust", RUST_REQUEST,
+                                     rust_command(rust, NGINX_UPSTREAM_PORT), sweep.RUST_PATH)
+    return out
+
+
+def rust_command(rust: Path, port: int) -> list[str]:
+    return [str(rust), "--model", str(MODEL), "--address", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+def nginx_server(workdir: Path, name: str, request: bytes, helper: list[str], path: str = "") -> Server:
+    """The product's nginx.conf, rendered as floors.py does, one process without
+    master, in front of `helper` (run outside valgrind) whose route is `path`."""
+    d = workdir / name
     (d / "tmp").mkdir(parents=True, exist_ok=True)
     nginxconf.render(d, [f"127.0.0.1:{NGINX_UPSTREAM_PORT}"],
-                     **floors.nginx_settings((PORTS["nginx-rust"], NGINX_STATUS_PORT), False, "1",
-                                             sweep.RUST_PATH))
-    out["nginx-rust"] = Server("nginx-rust", ["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr",
-                                              "-g", "daemon off; master_process off;"], dict(os.environ),
-                               PORTS["nginx-rust"], f"http://127.0.0.1:{PORTS['nginx-rust']}{sweep.RUST_PATH}",
-                               RUST_REQUEST, workdir=d, helper_path=sweep.RUST_PATH,
-                               helper=[str(rust), "--model", str(MODEL), "--address", "127.0.0.1",
-                                       "--port", str(NGINX_UPSTREAM_PORT), "--workers", "1"])
-    return out
+                     **floors.nginx_settings((PORTS[name], NGINX_STATUS_PORT), False, "1", path))
+    return Server(name, ["nginx", "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-e", "stderr",
+                         "-g", "daemon off; master_process off;"], dict(os.environ),
+                  PORTS[name], f"http://127.0.0.1:{PORTS[name]}{path}", request, workdir=d,
+                  helper=helper, helper_path=path)
 
 
 def drive(port: int, request: bytes, n: int, timeout: float = 120.0) -> None:
@@ -195,18 +193,6 @@ def total_ir(path: Path) -> int:
     return max(found)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    """SIGTERM, then wait (callgrind writes its file as the process ends);
-    SIGKILL only if it will not end."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def count(server: Server, n: int, out: Path, server_cpu: str, client_cpu: str) -> Path:
     """Run `server` under callgrind, drive it with `n` requests, stop it; its callgrind file."""
     base = out / f"callgrind.{server.name}.{n}"
@@ -233,18 +219,13 @@ def count(server: Server, n: int, out: Path, server_cpu: str, client_cpu: str) -
             drive(server.port, server.request, n)
         finally:
             os.sched_setaffinity(0, ALL_CPUS)
-        stop(proc)
+        ready.stop(proc, timeout=120.0)  # callgrind writes its file as the process ends
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
         if helper is not None:
-            helper.terminate()
-            try:
-                helper.wait(15)
-            except subprocess.TimeoutExpired:
-                helper.kill()
-                helper.wait()
+            ready.stop(helper)
         log.close()
     path = Path(f"{base}.{proc.pid}")
     if not path.exists():
@@ -426,7 +407,7 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown servers {sorted(unknown)}: choose from {', '.join(SERVERS)}")
     for tool in ("valgrind", "callgrind_annotate", "taskset"):
-        if not any(os.access(Path(d) / tool, os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)):
+        if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: docker/bootstrap/ensure-packages.sh test")
     if {"rust", "nginx-rust"} & set(names) and not os.access(args.rust, os.X_OK):
         print(f"leaving out rust and nginx-rust: {args.rust} is missing (make rust-peer)", flush=True)

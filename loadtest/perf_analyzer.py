@@ -39,13 +39,12 @@ from pathlib import Path
 
 from stacktools import ready
 
-from loadtest import hdr, sweep
+from loadtest import cpu, hdr, sweep
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV = HERE / ".perf-analyzer-venv"
 MODEL_NAME = json.loads((ROOT / "models" / "amazon_review_full.json").read_text())["name"]
-TICK = os.sysconf("SC_CLK_TCK")
 GENERATORS = ("perf_analyzer", "perf_analyzer-json", "wrk2-oip", "wrk2-form")
 
 
@@ -58,9 +57,11 @@ def perf_analyzer_command() -> tuple[Path, dict]:
 
 
 def cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """utime + stime of the server process, in seconds (its threads included)."""
+    used = cpu.usage_s([f"pid:{pid}"])
+    if used is None:
+        raise SystemExit(f"cannot read /proc/{pid}/stat: has the server exited?")
+    return used
 
 
 def served(url: str) -> int | None:
@@ -197,12 +198,7 @@ def main(argv=None) -> int:
                           flush=True)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            ready.stop(worker)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(runs, indent=1) + "\n")

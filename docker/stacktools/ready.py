@@ -1,5 +1,6 @@
 """Wait until a server answers: the one poll loop of everything that starts a server
-(`make up`, docker/stacktools/localstack.py, loadtest/floors.py, the tests).
+(`make up`, docker/stacktools/localstack.py, loadtest/floors.py, the tests);
+and `stop`, the end of a server process started for a measurement.
 
     python3 -m stacktools.ready URL [URL ...] [--timeout S]   # 0 once each URL answers GET with 200
 
@@ -7,6 +8,7 @@ Standard library only: `make up` runs it with the system python3.
 """
 
 import argparse
+import subprocess
 import sys
 import time
 import urllib.error
@@ -80,6 +82,18 @@ def wait_until_ready(target, timeout: float = 60.0, process=None, interval: floa
         if time.monotonic() >= deadline:
             raise NotReady(f"{what} not ready after {timeout:g} s: {why}")
         time.sleep(interval)
+
+
+def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM `process` and wait for it to end (a drain, callgrind writing its
+    file); SIGKILL if it has not after `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main(argv=None) -> int:
