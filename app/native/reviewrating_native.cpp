@@ -97,12 +97,12 @@ struct LineReader {
 
   static bool is_space(char c) { return tables.fasttext_space[static_cast<unsigned char>(c)]; }
 
+  // Dictionary::hash (FNV-1a on signed chars): its start, one char's step, a whole token.
+  static constexpr uint32_t HASH_START = 2166136261;
+  static uint32_t hash_step(uint32_t h, char c) { return (h ^ uint32_t(int8_t(c))) * 16777619; }
   static uint32_t hash(std::string_view s) {
-    uint32_t h = 2166136261;
-    for (char c : s) {
-      h = h ^ uint32_t(int8_t(c));
-      h = h * 16777619;
-    }
+    uint32_t h = HASH_START;
+    for (char c : s) h = hash_step(h, c);
     return h;
   }
 
@@ -155,11 +155,9 @@ struct LineReader {
         break;
       }
       const char* const start = p;
-      uint32_t h = 2166136261;  // Dictionary::hash, as the token's chars go by
+      uint32_t h = HASH_START;  // Dictionary::hash, as the token's chars go by
       do {
-        h = h ^ uint32_t(int8_t(*p));
-        h = h * 16777619;
-        p++;
+        h = hash_step(h, *p++);
       } while (p != end && !is_space(*p));
       const std::string_view token(start, p - start);
       const int32_t wid = id(token, h);
