@@ -150,15 +150,23 @@ def test_one_metrics_page_for_the_whole_service(stack):
     for _ in range(10):
         assert requests.post(f"{BASE}/inferreview", data={"text": "it was ok"}, timeout=10).status_code == 200
 
-    def page():
-        text = requests.get("http://127.0.0.1:9001/metrics", timeout=5).text
-        return text if len(metrics.by_label(text, "worker_requests_total", "worker")) == WORKERS else None
+    def predictions(text):
+        served = {}
+        for s in metrics.samples(text):
+            if s.name == "worker_predictions_total":  # by worker and label
+                served[s.labels["worker"]] = served.get(s.labels["worker"], 0) + s.value
+        return served
 
-    text = wait_for(page, 15, "every worker on the status page", interval=0.5)
-    served = {}
-    for s in metrics.samples(text):
-        if s.name == "worker_predictions_total":  # by worker and label
-            served[s.labels["worker"]] = served.get(s.labels["worker"], 0) + s.value
+    def page():
+        # The page is rewritten every 2 s (nginx/service-metrics.sh): until its first
+        # write the status port answers 404, and a page may predate the requests above.
+        r = requests.get("http://127.0.0.1:9001/metrics", timeout=5)
+        if r.status_code != 200 or len(metrics.by_label(r.text, "worker_requests_total", "worker")) != WORKERS:
+            return None
+        return r.text if sum(predictions(r.text).values()) >= 10 else None
+
+    text = wait_for(page, 15, "every worker and the requests above on the status page", interval=0.5)
+    served = predictions(text)
     assert len(served) == WORKERS and sum(served.values()) >= 10, served
     names = {s.name for s in metrics.samples(text)}
     assert {"nginx_connections_accepted_total", "nginx_http_requests_total", "nginx_connections"} <= names
